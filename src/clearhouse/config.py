@@ -1,0 +1,90 @@
+"""Settings: one object, read once from the environment, validated at start-up.
+
+Every variable is named ``CLEARHOUSE_*`` except ``DATABASE_URL``, which follows the common
+convention. Nothing else in the package reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be 1/0, true/false, yes/no or on/off, not {raw!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, not {raw!r}") from exc
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name} must lie between {minimum} and {maximum}, not {value}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything Clearhouse can be configured with, with safe defaults."""
+
+    database_url: str | None
+    """``postgresql+asyncpg://…`` of an existing server; ``None`` starts the embedded one."""
+    data_dir: Path
+    """Where the embedded PostgreSQL keeps its files (ignored by git)."""
+    sandbox: bool
+    """Sandbox mode: the operator may set the ledger clock. Never in production."""
+    host: str
+    port: int
+    public_base_url: str
+    """The URL partners call; ``@target-uri`` of signed requests is rebuilt from it."""
+    db_pool_size: int
+    log_level: str
+    timezone: ZoneInfo
+    """The coalition's time zone: periods are its calendar months."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        database_url = env.get("DATABASE_URL") or None
+        if database_url is not None and not database_url.startswith("postgresql"):
+            raise SettingsError("DATABASE_URL must be a postgresql:// or postgresql+asyncpg:// URL")
+        host = env.get("CLEARHOUSE_HOST", "127.0.0.1")
+        port = _int(env, "CLEARHOUSE_PORT", 8000, 1, 65535)
+        zone_name = env.get("CLEARHOUSE_TIMEZONE", "Europe/Berlin")
+        try:
+            zone = ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(
+                f"CLEARHOUSE_TIMEZONE {zone_name!r} is not a known time zone"
+            ) from exc
+        return cls(
+            database_url=database_url,
+            data_dir=Path(env.get("CLEARHOUSE_DATA_DIR", ".clearhouse")).resolve(),
+            sandbox=_flag(env, "CLEARHOUSE_SANDBOX", False),
+            host=host,
+            port=port,
+            public_base_url=env.get("CLEARHOUSE_PUBLIC_BASE_URL", f"http://{host}:{port}").rstrip(
+                "/"
+            ),
+            db_pool_size=_int(env, "CLEARHOUSE_DB_POOL_SIZE", 10, 1, 500),
+            log_level=env.get("CLEARHOUSE_LOG_LEVEL", "INFO").upper(),
+            timezone=zone,
+        )

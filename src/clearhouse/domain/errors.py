@@ -1,0 +1,66 @@
+"""Every way a request can fail, as values with a stable machine code.
+
+The tree::
+
+    ClearhouseError            code, detail
+    ├── InvalidRequest         invalid_request: malformed or out-of-range input
+    ├── NotFound               not_found: unknown, or another partner's (never say which)
+    ├── Forbidden              forbidden
+    ├── InsufficientPoints     insufficient_points: a member (or an entry) would go below zero
+    ├── UnknownMember          unknown_member
+    ├── IdempotencyKeyReused   idempotency_key_reused: same key, different request
+    ├── IdempotencyKeyInUse    idempotency_key_in_use: same key, still being processed
+    ├── ClockNotSettable       forbidden: the ledger clock moves only in sandbox mode
+    └── Unavailable            unavailable: the database cannot be reached; nothing was written
+
+The web layer maps codes to HTTP statuses in one place (``clearhouse.web.problems``); the CLI
+prints ``code: detail``. Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+
+class ClearhouseError(Exception):
+    """Base of every expected failure. ``code`` is stable; ``detail`` is for people."""
+
+    code = "internal_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidRequest(ClearhouseError):
+    code = "invalid_request"
+
+
+class NotFound(ClearhouseError):
+    code = "not_found"
+
+
+class Forbidden(ClearhouseError):
+    code = "forbidden"
+
+
+class InsufficientPoints(ClearhouseError):
+    code = "insufficient_points"
+
+
+class UnknownMember(ClearhouseError):
+    code = "unknown_member"
+
+
+class IdempotencyKeyReused(ClearhouseError):
+    code = "idempotency_key_reused"
+
+
+class IdempotencyKeyInUse(ClearhouseError):
+    code = "idempotency_key_in_use"
+
+
+class ClockNotSettable(ClearhouseError):
+    code = "forbidden"
+
+
+class Unavailable(ClearhouseError):
+    code = "unavailable"

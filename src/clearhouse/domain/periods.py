@@ -1,0 +1,34 @@
+"""Periods: calendar months in the coalition's time zone, written ``YYYY-MM``.
+
+An entry belongs to the period of its ``recorded_at`` (not of the partner's ``occurred_at``),
+as in card clearing: a refund is a new transaction in the current period.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from clearhouse.domain.errors import InvalidRequest
+
+PERIOD_PATTERN: Final = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def period_of(recorded_at: datetime, zone: ZoneInfo) -> str:
+    """The period (``YYYY-MM``) that an instant falls in, in the coalition's time zone."""
+    if recorded_at.tzinfo is None:
+        raise ValueError("recorded_at must carry its time zone")
+    return recorded_at.astimezone(zone).strftime("%Y-%m")
+
+
+def period_bounds(period: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The UTC instants where ``period`` starts (inclusive) and ends (exclusive)."""
+    match = PERIOD_PATTERN.match(period)
+    if match is None:
+        raise InvalidRequest(f"period must be written YYYY-MM, not {period!r}")
+    year, month = int(match[1]), int(match[2])
+    start = datetime(year, month, 1, tzinfo=zone)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)

@@ -1,0 +1,1 @@
+"""One module per job a user has; the only place that decides transaction boundaries."""

@@ -1,0 +1,285 @@
+"""Posting to the ledger: issue, redeem, reverse (partners); expire and adjust (operator).
+
+Each call asks the domain for the entry's postings, then records it in one round trip
+(``storage.ledger.record_entry``). Idempotency: a second request with the same
+``(partner, Idempotency-Key)`` meets the key's primary key inside that same call and fails
+without writing; we then read the first entry back and either replay it (same fingerprint) or
+refuse with the fields that differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from clearhouse.domain import ledger as rules
+from clearhouse.domain.errors import (
+    ClearhouseError,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InsufficientPoints,
+    InvalidRequest,
+    NotFound,
+    UnknownMember,
+)
+from clearhouse.domain.idempotency import (
+    differing_fields,
+    request_fingerprint,
+    validate_idempotency_key,
+)
+from clearhouse.domain.ledger import REASON_LENGTH_MAX, REFERENCE_LENGTH_MAX, EntryDraft
+from clearhouse.services.database import Database
+from clearhouse.storage import ledger as store
+from clearhouse.storage.ledger import EntryRow, Evidence
+
+
+@dataclass(frozen=True, slots=True)
+class PointsRequest:
+    """A partner's issue or redeem, as it arrived."""
+
+    member_id: str
+    points: int
+    occurred_at: datetime
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class PostedEntry:
+    """The recorded entry; ``replayed`` when an earlier request under the same key made it."""
+
+    entry: EntryRow
+    replayed: bool = False
+
+
+NO_EVIDENCE = Evidence()
+"""Entries made without a signed request (operator entries, tests of the service itself)."""
+
+_SQLSTATE_ERRORS: Mapping[str, type[ClearhouseError]] = {
+    store.SQLSTATE_INSUFFICIENT_POINTS: InsufficientPoints,
+    store.SQLSTATE_UNKNOWN_MEMBER: UnknownMember,
+    store.SQLSTATE_REVERSAL_EXCEEDS_REMAINING: InsufficientPoints,
+    store.SQLSTATE_ENTRY_NOT_FOUND: NotFound,
+}
+
+
+def _fields_of(entry: EntryRow) -> dict[str, object]:
+    """The fingerprinted fields of a request, as its entry recorded them."""
+    return {
+        "kind": entry.kind.value,
+        "member_id": entry.member_id,
+        "points": entry.points,
+        "occurred_at": _utc_text(entry.occurred_at),
+        "reference": entry.reference,
+        "reversal_of": None if entry.reversal_of is None else str(entry.reversal_of),
+    }
+
+
+class Ledger:
+    """Records entries; the one place where ledger writes begin and end."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def issue(
+        self,
+        partner_id: str,
+        request: PointsRequest,
+        *,
+        idempotency_key: str,
+        contract_version: int | None = None,
+        evidence: Evidence = NO_EVIDENCE,
+    ) -> PostedEntry:
+        """Give ``request.points`` to the member on behalf of ``partner_id``."""
+        _validate_request(request)
+        draft = rules.issue_points(partner_id, request.member_id, request.points)
+        return await self._post(
+            draft,
+            occurred_at=request.occurred_at,
+            reference=request.reference,
+            idempotency_key=idempotency_key,
+            contract_version=contract_version,
+            evidence=evidence,
+        )
+
+    async def redeem(
+        self,
+        partner_id: str,
+        request: PointsRequest,
+        *,
+        idempotency_key: str,
+        contract_version: int | None = None,
+        evidence: Evidence = NO_EVIDENCE,
+    ) -> PostedEntry:
+        """Take ``request.points`` from the member at ``partner_id``; never below zero."""
+        _validate_request(request)
+        draft = rules.redeem_points(partner_id, request.member_id, request.points)
+        return await self._post(
+            draft,
+            occurred_at=request.occurred_at,
+            reference=request.reference,
+            idempotency_key=idempotency_key,
+            contract_version=contract_version,
+            evidence=evidence,
+        )
+
+    async def reverse(
+        self,
+        partner_id: str,
+        entry_id: UUID,
+        *,
+        points: int | None,
+        reason: str,
+        idempotency_key: str,
+        evidence: Evidence = NO_EVIDENCE,
+    ) -> PostedEntry:
+        """Reverse ``points`` (all that remain when None) of the partner's own entry."""
+        rules.validate_text(reason, name="reason", length_max=REASON_LENGTH_MAX)
+        validate_idempotency_key(idempotency_key)
+        async with self._database.driver_connection() as connection:
+            original = await store.fetch_reversible(connection, entry_id)
+        if original is None or original.partner_id != partner_id:
+            # Before the rules run, so another partner's entry stays indistinguishable.
+            replay = await self._existing(partner_id, idempotency_key)
+            if replay is not None:
+                return replay
+            raise NotFound(f"no entry {entry_id}")
+        try:
+            draft = rules.reverse_entry(original, points)
+        except ClearhouseError:
+            # A retry of a reversal that took the last points must still replay.
+            replay = await self._existing(partner_id, idempotency_key)
+            if replay is not None:
+                return replay
+            raise
+        return await self._post(
+            draft,
+            occurred_at=None,
+            reference=reason,
+            idempotency_key=idempotency_key,
+            contract_version=original.contract_version,
+            evidence=evidence,
+            fingerprint_points=points,
+        )
+
+    async def expire(self, member_id: str, points: int) -> PostedEntry:
+        """Move lapsed points of a member to breakage (operator)."""
+        return await self._post(rules.expire_points(member_id, points))
+
+    async def adjust(self, member_id: str, points_signed: int, reason: str) -> PostedEntry:
+        """Goodwill (positive) or correction (negative) on a member's points (operator)."""
+        rules.validate_text(reason, name="reason", length_max=REASON_LENGTH_MAX)
+        return await self._post(rules.adjust_points(member_id, points_signed), reference=reason)
+
+    async def _existing(self, partner_id: str, idempotency_key: str) -> PostedEntry | None:
+        async with self._database.driver_connection() as connection:
+            found = await store.fetch_idempotent(connection, partner_id, idempotency_key)
+        return None if found is None else PostedEntry(found[1], replayed=True)
+
+    async def _post(
+        self,
+        draft: EntryDraft,
+        *,
+        occurred_at: datetime | None = None,
+        reference: str | None = None,
+        idempotency_key: str | None = None,
+        contract_version: int | None = None,
+        evidence: Evidence = NO_EVIDENCE,
+        fingerprint_points: int | None = None,
+    ) -> PostedEntry:
+        fields: dict[str, object] = {
+            "kind": draft.kind.value,
+            "member_id": draft.member_id,
+            "points": draft.points if fingerprint_points is None else fingerprint_points,
+            "occurred_at": _utc_text(occurred_at),
+            "reference": reference,
+            "reversal_of": None if draft.reversal_of is None else str(draft.reversal_of),
+        }
+        if idempotency_key is not None:
+            validate_idempotency_key(idempotency_key)
+        fingerprint = request_fingerprint(draft.kind.value, fields)
+        entry_id = uuid4()
+        async with self._database.driver_connection() as connection:
+            try:
+                recorded_at, balance = await store.record_entry(
+                    connection,
+                    entry_id,
+                    draft,
+                    contract_version=contract_version,
+                    occurred_at=occurred_at,
+                    reference=reference,
+                    idempotency_key=idempotency_key,
+                    request_sha256=fingerprint if idempotency_key else None,
+                    evidence=evidence,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != store.IDEMPOTENCY_CONSTRAINT or draft.partner_id is None:
+                    raise
+                assert idempotency_key is not None
+                return await _replay(
+                    connection, draft.partner_id, idempotency_key, fingerprint, fields
+                )
+            except asyncpg.LockNotAvailableError as exc:
+                raise IdempotencyKeyInUse(
+                    "a request with this Idempotency-Key is still being processed; retry later"
+                ) from exc
+            except asyncpg.PostgresError as exc:
+                error = _SQLSTATE_ERRORS.get(exc.sqlstate or "")
+                if error is None:
+                    raise
+                raise error(_detail(exc)) from exc
+        entry = EntryRow(
+            entry_id=entry_id,
+            kind=draft.kind,
+            partner_id=draft.partner_id,
+            member_id=draft.member_id,
+            points=draft.points,
+            member_balance_after=balance,
+            contract_version=contract_version,
+            occurred_at=occurred_at,
+            recorded_at=recorded_at,
+            reference=reference,
+            reversal_of=draft.reversal_of,
+        )
+        return PostedEntry(entry)
+
+
+async def _replay(
+    connection: object,
+    partner_id: str,
+    idempotency_key: str,
+    fingerprint: bytes,
+    fields: dict[str, object],
+) -> PostedEntry:
+    found = await store.fetch_idempotent(connection, partner_id, idempotency_key)
+    if found is None:  # the first request rolled back after we met its key: not a replay
+        raise IdempotencyKeyInUse("the first request with this Idempotency-Key did not complete")
+    stored_fingerprint, entry = found
+    if stored_fingerprint == fingerprint:
+        return PostedEntry(entry, replayed=True)
+    differing = differing_fields(_fields_of(entry), fields) or ["the request body"]
+    raise IdempotencyKeyReused(
+        "this Idempotency-Key was used before with a different request "
+        f"(differs in: {', '.join(differing)})"
+    )
+
+
+def _utc_text(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def _detail(exc: asyncpg.PostgresError) -> str:
+    message = exc.args[0] if exc.args else ""
+    return str(message)
+
+
+def _validate_request(request: PointsRequest) -> None:
+    rules.validate_identifier(request.member_id, name="member_id")
+    rules.validate_text(request.reference, name="reference", length_max=REFERENCE_LENGTH_MAX)
+    if request.occurred_at.tzinfo is None:
+        raise InvalidRequest("occurred_at must carry a time zone")
+    if request.occurred_at.astimezone(UTC).year < 2000:
+        raise InvalidRequest("occurred_at lies before 2000")

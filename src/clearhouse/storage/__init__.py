@@ -1,0 +1,1 @@
+"""The database: engine, embedded server, tables and set-based queries."""

@@ -1,0 +1,71 @@
+"""The database engine, and the embedded PostgreSQL used when no ``DATABASE_URL`` is set.
+
+The embedded server (the PyPI package ``pgserver``) keeps its files in the settings' data folder
+and listens only on a Unix socket; a later run finds it there and reuses it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from clearhouse.config import Settings
+
+_embedded: dict[Path, Any] = {}
+
+
+def embedded_server(data_dir: Path) -> Any:
+    """Start (or find already running) the embedded PostgreSQL in ``data_dir/pgdata``."""
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (as under root); the fallback is fine.
+        warnings.simplefilter("ignore")
+        from pgserver import postgres_server  # late: starting it is the only reason to load it
+
+    pgdata = (data_dir / "pgdata").resolve()
+    if pgdata not in _embedded:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        _embedded[pgdata] = postgres_server.get_server(pgdata, cleanup_mode="stop")
+    return _embedded[pgdata]
+
+
+def embedded_url(data_dir: Path, database: str = "postgres") -> str:
+    """The SQLAlchemy URL of a database on the embedded server (Unix socket)."""
+    server = embedded_server(data_dir)
+    socket_dir = parse_qs(urlsplit(server.get_uri()).query)["host"][0]
+    return f"postgresql+asyncpg://postgres@/{database}?host={socket_dir}"
+
+
+def asyncpg_url(url: str) -> str:
+    """Accept ``postgresql://`` as well as ``postgresql+asyncpg://``."""
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url.removeprefix("postgresql://")
+    if url.startswith("postgres://"):
+        return "postgresql+asyncpg://" + url.removeprefix("postgres://")
+    return url
+
+
+def resolve_database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return asyncpg_url(settings.database_url)
+    return embedded_url(settings.data_dir)
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An async engine whose connections read and write UTC and wait at most 5 s on a lock."""
+    return create_async_engine(
+        asyncpg_url(url),
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_pre_ping=False,
+        connect_args={
+            "server_settings": {
+                "timezone": "UTC",
+                "application_name": "clearhouse",
+                "lock_timeout": "5s",
+            },
+        },
+    )

@@ -1,0 +1,1 @@
+"""The HTTP face of Clearhouse: thin controllers over the services."""

@@ -1,0 +1,38 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, get
+from litestar.datastructures import State
+
+from clearhouse.services.clock import ledger_time
+from clearhouse.services.database import Database
+from clearhouse.web.problems import problem_responses
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    status: str
+    ledger_time: str
+
+
+class HealthController(Controller):
+    tags = ("health",)
+
+    @get("/health", summary="Liveness: the process answers")
+    async def health(self) -> Health:
+        return Health(status="ok")
+
+    @get(
+        "/ready",
+        summary="Readiness: the database answers",
+        responses=problem_responses("unavailable", "internal_error"),
+    )
+    async def ready(self, state: State) -> Readiness:
+        database: Database = state.database
+        now = await ledger_time(database)
+        return Readiness(status="ready", ledger_time=now.isoformat().replace("+00:00", "Z"))

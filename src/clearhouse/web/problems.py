@@ -1,0 +1,169 @@
+"""RFC 9457 problem responses: the one place where error codes become HTTP statuses.
+
+Every error leaves as ``application/problem+json`` with ``type`` (``/problems/<code>``),
+``title``, ``status``, ``detail``, ``instance`` (the request id) and ``code``. An unexpected
+exception is a 500 problem whose details go to the log, never to the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
+from litestar.types import ExceptionHandlersMap
+
+from clearhouse.domain.errors import ClearhouseError, Unavailable
+from clearhouse.web.request_id import request_id_of
+
+log = structlog.get_logger("clearhouse.web")
+
+PROBLEMS: Final[Mapping[str, tuple[int, str]]] = {
+    "invalid_request": (400, "The request is malformed or holds a bad value"),
+    "missing_signature": (401, "The request is not signed"),
+    "invalid_signature": (401, "The signature does not verify"),
+    "unknown_key": (401, "The signing key is unknown, revoked or not valid now"),
+    "stale_signature": (401, "The signature is too old or too far in the future"),
+    "replayed_request": (401, "The request was sent before"),
+    "digest_mismatch": (401, "Content-Digest is absent or does not match the body"),
+    "invalid_token": (401, "The bearer token is missing, wrong, expired or revoked"),
+    "forbidden": (403, "Not allowed"),
+    "purpose_not_permitted": (403, "The contract grants nothing for this purpose"),
+    "consent_required": (403, "The member has not consented to this purpose"),
+    "not_found": (404, "Not found"),
+    "method_not_allowed": (405, "Method not allowed"),
+    "insufficient_points": (409, "Not enough points"),
+    "idempotency_key_in_use": (409, "A request with this Idempotency-Key is in progress"),
+    "period_not_ended": (409, "The period has not ended yet"),
+    "period_closed": (409, "The period is closed"),
+    "payload_too_large": (413, "The body is too large"),
+    "unsupported_media_type": (415, "The body must be JSON"),
+    "idempotency_key_reused": (422, "The Idempotency-Key was used with another request"),
+    "limit_exceeded": (422, "A contract limit is exceeded"),
+    "unknown_member": (422, "Unknown member"),
+    "member_erased": (422, "The member's personal data was erased"),
+    "internal_error": (500, "Internal error"),
+    "unavailable": (503, "The service is unavailable; nothing was written"),
+}
+
+_CODE_OF_STATUS: Final[Mapping[int, str]] = {
+    400: "invalid_request",
+    401: "invalid_token",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    503: "unavailable",
+}
+
+RETRY_AFTER_S: Final = 2
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """An RFC 9457 problem as Clearhouse sends it (for the OpenAPI document)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    code: str
+
+
+def problem_responses(*codes: str) -> dict[int, ResponseSpec]:
+    """OpenAPI responses for the problems an endpoint can answer with, grouped by status."""
+    by_status: dict[int, list[str]] = {}
+    for code in codes:
+        by_status.setdefault(PROBLEMS[code][0], []).append(code)
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            media_type="application/problem+json",
+            description="Problem: " + ", ".join(f"`{code}`" for code in group),
+        )
+        for status, group in sorted(by_status.items())
+    }
+
+
+def problem_exception(
+    code: str, detail: str, *, headers: dict[str, str] | None = None
+) -> ProblemDetailsException:
+    status, title = PROBLEMS[code]
+    return ProblemDetailsException(
+        status_code=status,
+        type_=f"/problems/{code}",
+        title=title,
+        detail=detail,
+        headers=headers,
+        extra={"code": code},
+    )
+
+
+def _from_domain(exc: ClearhouseError) -> ProblemDetailsException:
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, Unavailable) else None
+    return problem_exception(exc.code, exc.detail, headers=headers)
+
+
+def _from_http(exc: HTTPException) -> ProblemDetailsException:
+    if isinstance(exc, ProblemDetailsException):
+        return exc
+    code = _CODE_OF_STATUS.get(exc.status_code, "internal_error")
+    if exc.status_code >= 500:
+        return problem_exception(code, "the request failed; quote the instance id to support")
+    detail = str(exc.detail)
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
+        first = exc.extra[0]
+        if isinstance(first, Mapping):
+            detail = f"{detail}: {first.get('message', '')} ({first.get('key', 'body')})"
+    return problem_exception(code, detail, headers=exc.headers)
+
+
+def render_problem(request: Request[Any, Any, Any], exc: ProblemDetailsException) -> Response[Any]:
+    request_id = request_id_of(request.scope)
+    exc.instance = request_id
+    response = exc.to_response(request)
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+def render_domain_error(request: Request[Any, Any, Any], exc: ClearhouseError) -> Response[Any]:
+    return render_problem(request, _from_domain(exc))
+
+
+def render_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    return render_problem(request, _from_http(exc))
+
+
+def render_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    request_id = request_id_of(request.scope)
+    log.error(
+        "unexpected error", request_id=request_id, error_type=type(exc).__name__, exc_info=exc
+    )
+    return render_problem(
+        request, problem_exception("internal_error", "the request failed; quote the instance id")
+    )
+
+
+def problem_plugin() -> ProblemDetailsPlugin:
+    """Renders ``ProblemDetailsException``; ``exception_handlers`` turns every other HTTP and
+    domain exception into one, so that each problem carries its ``code`` and request id."""
+    return ProblemDetailsPlugin(ProblemDetailsConfig(exception_handler=render_problem))
+
+
+def exception_handlers() -> ExceptionHandlersMap:
+    return {
+        ProblemDetailsException: render_problem,
+        ClearhouseError: render_domain_error,
+        HTTPException: render_http_error,
+        Exception: render_unexpected,
+    }

@@ -59,6 +59,12 @@ class Settings:
     log_level: str
     timezone: ZoneInfo
     """The coalition's time zone: periods are its calendar months."""
+    signature_window_s: int
+    """How far a signature's ``created`` may lie from the server clock, either way."""
+    body_max_bytes: int
+    """Request bodies above this are refused (413) before they are read further."""
+    signing_key_file: Path
+    """The coalition's Ed25519 key (PEM) for response and statement signatures; made if absent."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -87,4 +93,10 @@ class Settings:
             db_pool_size=_int(env, "CLEARHOUSE_DB_POOL_SIZE", 10, 1, 500),
             log_level=env.get("CLEARHOUSE_LOG_LEVEL", "INFO").upper(),
             timezone=zone,
+            signature_window_s=_int(env, "CLEARHOUSE_SIGNATURE_WINDOW_S", 300, 5, 3600),
+            body_max_bytes=_int(env, "CLEARHOUSE_BODY_MAX_BYTES", 65536, 1024, 16 * 1024 * 1024),
+            signing_key_file=Path(
+                env.get("CLEARHOUSE_SIGNING_KEY_FILE")
+                or Path(env.get("CLEARHOUSE_DATA_DIR", ".clearhouse")) / "coalition-signing-key.pem"
+            ).resolve(),
         )

@@ -6,6 +6,7 @@ The tree::
     ├── InvalidRequest         invalid_request: malformed or out-of-range input
     ├── NotFound               not_found: unknown, or another partner's (never say which)
     ├── Forbidden              forbidden
+    ├── PurposeNotPermitted    purpose_not_permitted: nothing granted for the declared purpose
     ├── InsufficientPoints     insufficient_points: a member (or an entry) would go below zero
     ├── UnknownMember          unknown_member
     ├── IdempotencyKeyReused   idempotency_key_reused: same key, different request
@@ -40,6 +41,10 @@ class NotFound(ClearhouseError):
 
 class Forbidden(ClearhouseError):
     code = "forbidden"
+
+
+class PurposeNotPermitted(ClearhouseError):
+    code = "purpose_not_permitted"
 
 
 class InsufficientPoints(ClearhouseError):

@@ -45,6 +45,8 @@ class PointsRequest:
     points: int
     occurred_at: datetime
     reference: str
+    metadata_json: str | None = None
+    """What else the partner sent, as JSON; kept only as long as its contract says."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,9 @@ class PostedEntry:
     entry: EntryRow
     replayed: bool = False
 
+
+ACCRUAL = "accrual"
+REDEMPTION = "redemption"
 
 NO_EVIDENCE = Evidence()
 """Entries made without a signed request (operator entries, tests of the service itself)."""
@@ -100,6 +105,7 @@ class Ledger:
             draft,
             occurred_at=request.occurred_at,
             reference=request.reference,
+            metadata=(ACCRUAL, request.metadata_json) if request.metadata_json else None,
             idempotency_key=idempotency_key,
             contract_version=contract_version,
             evidence=evidence,
@@ -121,6 +127,7 @@ class Ledger:
             draft,
             occurred_at=request.occurred_at,
             reference=request.reference,
+            metadata=(REDEMPTION, request.metadata_json) if request.metadata_json else None,
             idempotency_key=idempotency_key,
             contract_version=contract_version,
             evidence=evidence,
@@ -189,6 +196,7 @@ class Ledger:
         contract_version: int | None = None,
         evidence: Evidence = NO_EVIDENCE,
         fingerprint_points: int | None = None,
+        metadata: tuple[str, str] | None = None,
     ) -> PostedEntry:
         fields: dict[str, object] = {
             "kind": draft.kind.value,
@@ -197,13 +205,17 @@ class Ledger:
             "occurred_at": _utc_text(occurred_at),
             "reference": reference,
             "reversal_of": None if draft.reversal_of is None else str(draft.reversal_of),
+            "metadata": None if metadata is None else metadata[1],
         }
         if idempotency_key is not None:
             validate_idempotency_key(idempotency_key)
         fingerprint = request_fingerprint(draft.kind.value, fields)
         entry_id = uuid4()
-        async with self._database.driver_connection() as connection:
-            try:
+        opened = (
+            self._database.driver_connection() if metadata is None else self._database.transaction()
+        )
+        try:
+            async with opened as connection:
                 recorded_at, balance = await store.record_entry(
                     connection,
                     entry_id,
@@ -215,22 +227,27 @@ class Ledger:
                     request_sha256=fingerprint if idempotency_key else None,
                     evidence=evidence,
                 )
-            except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name != store.IDEMPOTENCY_CONSTRAINT or draft.partner_id is None:
-                    raise
-                assert idempotency_key is not None
+                if metadata is not None:
+                    await store.insert_metadata(
+                        connection, entry_id, metadata[0], metadata[1], recorded_at
+                    )
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != store.IDEMPOTENCY_CONSTRAINT or draft.partner_id is None:
+                raise
+            assert idempotency_key is not None
+            async with self._database.driver_connection() as connection:
                 return await _replay(
                     connection, draft.partner_id, idempotency_key, fingerprint, fields
                 )
-            except asyncpg.LockNotAvailableError as exc:
-                raise IdempotencyKeyInUse(
-                    "a request with this Idempotency-Key is still being processed; retry later"
-                ) from exc
-            except asyncpg.PostgresError as exc:
-                error = _SQLSTATE_ERRORS.get(exc.sqlstate or "")
-                if error is None:
-                    raise
-                raise error(_detail(exc)) from exc
+        except asyncpg.LockNotAvailableError as exc:
+            raise IdempotencyKeyInUse(
+                "a request with this Idempotency-Key is still being processed; retry later"
+            ) from exc
+        except asyncpg.PostgresError as exc:
+            error = _SQLSTATE_ERRORS.get(exc.sqlstate or "")
+            if error is None:
+                raise
+            raise error(_detail(exc)) from exc
         entry = EntryRow(
             entry_id=entry_id,
             kind=draft.kind,

@@ -272,3 +272,50 @@ async def invariant_violations(connection: asyncpg.Connection) -> list[str]:
     ):
         problems.append(f"entry {row['entry_id']} is reversed by more than its points")
     return problems
+
+
+async def insert_metadata(
+    connection: asyncpg.Connection,
+    entry_id: UUID,
+    purpose: str,
+    metadata_json: str,
+    recorded_at: datetime,
+) -> None:
+    await connection.execute(
+        """
+        INSERT INTO entry_metadata (entry_id, purpose, metadata, recorded_at)
+        VALUES ($1, $2, $3::jsonb, $4)
+        """,
+        entry_id,
+        purpose,
+        metadata_json,
+        recorded_at,
+    )
+
+
+async def fetch_partner_entries(
+    connection: asyncpg.Connection,
+    partner_id: str,
+    start: datetime,
+    end: datetime,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[EntryRow]:
+    """A page of the partner's entries recorded in ``[start, end)``, keyset-ordered."""
+    after_at, after_id = after if after is not None else (None, None)
+    rows = await connection.fetch(
+        f"""
+        SELECT {_ENTRY_COLUMNS} FROM entries e
+         WHERE e.partner_id = $1 AND e.recorded_at >= $2 AND e.recorded_at < $3
+           AND ($4::timestamptz IS NULL OR (e.recorded_at, e.entry_id) > ($4, $5::uuid))
+         ORDER BY e.recorded_at, e.entry_id
+         LIMIT $6
+        """,
+        partner_id,
+        start,
+        end,
+        after_at,
+        after_id,
+        limit,
+    )
+    return [_entry_row(row) for row in rows]

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Uuid,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 
@@ -132,4 +133,64 @@ idempotency_keys = Table(
         server_default=text("clock_timestamp()"),
     ),
     PrimaryKeyConstraint("partner_id", "idempotency_key"),
+)
+
+partner_keys = Table(
+    "partner_keys",
+    metadata,
+    Column("key_id", Text, primary_key=True),
+    Column("partner_id", Text, ForeignKey("partners.partner_id"), nullable=False),
+    Column("public_key", LargeBinary, nullable=False),
+    Column(
+        "not_before",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=text("clock_timestamp()"),
+    ),
+    Column("not_after", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column(
+        "created_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=text("clock_timestamp()"),
+    ),
+    Index("partner_keys_partner", "partner_id"),
+)
+
+signature_nonces = Table(
+    "signature_nonces",
+    metadata,
+    Column("key_id", Text, nullable=False),
+    Column("nonce", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("key_id", "nonce"),
+    Index("signature_nonces_expiry", "expires_at"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", Text, primary_key=True),
+    Column("role", Text, nullable=False),
+    Column("token_sha256", LargeBinary, nullable=False, unique=True),
+    Column("label", Text, nullable=False, server_default=text("''")),
+    Column(
+        "created_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=text("clock_timestamp()"),
+    ),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+entry_metadata = Table(
+    "entry_metadata",
+    metadata,
+    Column("entry_id", Uuid, ForeignKey("entries.entry_id"), primary_key=True),
+    Column("purpose", Text, nullable=False),
+    Column("metadata", JSONB, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index("entry_metadata_recorded_at", "recorded_at"),
 )

@@ -6,20 +6,28 @@ logs, and the controllers; ``clearhouse serve`` runs ``app_from_env`` under uvic
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 import structlog
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
 from clearhouse import __version__
 from clearhouse.config import Settings
+from clearhouse.crypto.ed25519 import load_or_create_private_key
+from clearhouse.domain.errors import ClearhouseError
+from clearhouse.services import access
 from clearhouse.services.database import Database
 from clearhouse.storage.engine import create_engine, resolve_database_url
+from clearhouse.web.admin import ClockController, PartnerAdminController, coalition_keys
 from clearhouse.web.health import HealthController
+from clearhouse.web.partner import TransactionController
 from clearhouse.web.problems import exception_handlers, problem_plugin
 from clearhouse.web.request_id import RequestIdMiddleware
+from clearhouse.web.signatures import CoalitionKey, PartnerSignatureMiddleware, SignatureVerifier
 
 
 def configure_logging(level: str) -> None:
@@ -38,25 +46,66 @@ def configure_logging(level: str) -> None:
     )
 
 
+NONCE_PURGE_INTERVAL_S = 60
+
+log = structlog.get_logger("clearhouse.web")
+
+
 def create_app(settings: Settings, database: Database | None = None) -> Litestar:
     """The app for ``settings``; a ``database`` given by the caller is used and not disposed."""
     owns_database = database is None
-    state = State({"settings": settings, "database": database})
+    coalition_key = CoalitionKey.of(load_or_create_private_key(settings.signing_key_file))
+    state = State(
+        {
+            "settings": settings,
+            "database": database,
+            "coalition_key": coalition_key,
+            "signature_verifier": None
+            if database is None
+            else SignatureVerifier(database, settings.public_base_url, settings.signature_window_s),
+        }
+    )
+    background: set[asyncio.Task[None]] = set()
+
+    async def purge_nonces_now_and_then(database: Database) -> None:
+        while True:
+            await asyncio.sleep(NONCE_PURGE_INTERVAL_S)
+            try:
+                purged = await access.purge_nonces(database)
+            except ClearhouseError:
+                continue
+            log.debug("nonces purged", count=purged)
 
     async def open_database(app: Litestar) -> None:
         if app.state.database is None:
             url = resolve_database_url(settings)
             app.state.database = Database(create_engine(url, pool_size=settings.db_pool_size))
+            app.state.signature_verifier = SignatureVerifier(
+                app.state.database, settings.public_base_url, settings.signature_window_s
+            )
+        background.add(asyncio.create_task(purge_nonces_now_and_then(app.state.database)))
 
     async def close_database(app: Litestar) -> None:
+        for task in background:
+            task.cancel()
         if owns_database and app.state.database is not None:
             await app.state.database.dispose()
 
+    partner_api = Router(
+        path="/",
+        route_handlers=[TransactionController],
+        middleware=[PartnerSignatureMiddleware(settings.body_max_bytes)],
+    )
+    operator_api: list[Any] = [PartnerAdminController]
+    if settings.sandbox:
+        operator_api.append(ClockController)
+
     return Litestar(
-        route_handlers=[HealthController],
+        route_handlers=[HealthController, coalition_keys, partner_api, *operator_api],
         state=state,
         on_startup=[open_database],
         on_shutdown=[close_database],
+        request_max_body_size=settings.body_max_bytes,
         plugins=[problem_plugin()],
         exception_handlers=exception_handlers(),
         middleware=[RequestIdMiddleware()],

@@ -1,0 +1,1 @@
+"""Cryptography adapters: Ed25519 keys and signatures, digests."""

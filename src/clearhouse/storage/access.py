@@ -1,0 +1,174 @@
+"""Partner keys, the nonce replay store and bearer tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerKeyRow:
+    key_id: str
+    partner_id: str
+    public_key: bytes
+    not_before: datetime
+    not_after: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    token_id: str
+    role: str
+    label: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+async def insert_key(
+    connection: asyncpg.Connection,
+    key_id: str,
+    partner_id: str,
+    public_key: bytes,
+    not_before: datetime | None,
+    not_after: datetime | None,
+) -> None:
+    await connection.execute(
+        """
+        INSERT INTO partner_keys (key_id, partner_id, public_key, not_before, not_after)
+        VALUES ($1, $2, $3, coalesce($4, clock_timestamp()), $5)
+        """,
+        key_id,
+        partner_id,
+        public_key,
+        not_before,
+        not_after,
+    )
+
+
+async def revoke_key(connection: asyncpg.Connection, key_id: str) -> bool:
+    status = await connection.execute(
+        """
+        UPDATE partner_keys SET revoked_at = clock_timestamp()
+         WHERE key_id = $1 AND revoked_at IS NULL
+        """,
+        key_id,
+    )
+    return bool(status.endswith(" 1"))
+
+
+async def fetch_key(connection: asyncpg.Connection, key_id: str) -> PartnerKeyRow | None:
+    row = await connection.fetchrow(
+        """
+        SELECT key_id, partner_id, public_key, not_before, not_after, revoked_at
+          FROM partner_keys WHERE key_id = $1
+        """,
+        key_id,
+    )
+    return None if row is None else PartnerKeyRow(**dict(row))
+
+
+async def fetch_keys(connection: asyncpg.Connection, partner_id: str) -> list[PartnerKeyRow]:
+    rows = await connection.fetch(
+        """
+        SELECT key_id, partner_id, public_key, not_before, not_after, revoked_at
+          FROM partner_keys WHERE partner_id = $1 ORDER BY created_at, key_id
+        """,
+        partner_id,
+    )
+    return [PartnerKeyRow(**dict(row)) for row in rows]
+
+
+async def remember_nonce(
+    connection: asyncpg.Connection, key_id: str, nonce: str, expires_at: datetime
+) -> bool:
+    """Record ``(key_id, nonce)``; False when it was seen before (a replay)."""
+    inserted = await connection.fetchval(
+        """
+        INSERT INTO signature_nonces (key_id, nonce, expires_at) VALUES ($1, $2, $3)
+        ON CONFLICT DO NOTHING RETURNING true
+        """,
+        key_id,
+        nonce,
+        expires_at,
+    )
+    return bool(inserted)
+
+
+async def purge_nonces(connection: asyncpg.Connection) -> int:
+    status = await connection.execute(
+        "DELETE FROM signature_nonces WHERE expires_at < clock_timestamp()"
+    )
+    return int(status.split()[-1])
+
+
+async def insert_token(
+    connection: asyncpg.Connection,
+    token_id: str,
+    role: str,
+    token_sha256: bytes,
+    label: str,
+    expires_at: datetime,
+) -> None:
+    await connection.execute(
+        """
+        INSERT INTO api_tokens (token_id, role, token_sha256, label, expires_at)
+        VALUES ($1, $2, $3, $4, $5)
+        """,
+        token_id,
+        role,
+        token_sha256,
+        label,
+        expires_at,
+    )
+
+
+async def token_role(connection: asyncpg.Connection, token_sha256: bytes) -> tuple[str, str] | None:
+    """``(token_id, role)`` of a token that is neither expired nor revoked."""
+    row = await connection.fetchrow(
+        """
+        SELECT token_id, role FROM api_tokens
+         WHERE token_sha256 = $1 AND revoked_at IS NULL AND expires_at > clock_timestamp()
+        """,
+        token_sha256,
+    )
+    return None if row is None else (row["token_id"], row["role"])
+
+
+async def revoke_token(connection: asyncpg.Connection, token_id: str) -> bool:
+    status = await connection.execute(
+        """
+        UPDATE api_tokens SET revoked_at = clock_timestamp()
+         WHERE token_id = $1 AND revoked_at IS NULL
+        """,
+        token_id,
+    )
+    return bool(status.endswith(" 1"))
+
+
+async def fetch_tokens(connection: asyncpg.Connection) -> list[TokenRow]:
+    rows = await connection.fetch(
+        """
+        SELECT token_id, role, label, created_at, expires_at, revoked_at
+          FROM api_tokens ORDER BY created_at, token_id
+        """
+    )
+    return [TokenRow(**dict(row)) for row in rows]
+
+
+async def fetch_partners(connection: asyncpg.Connection) -> list[tuple[str, str, datetime, int]]:
+    rows = await connection.fetch(
+        """
+        SELECT p.partner_id, p.legal_name, p.created_at,
+               (SELECT count(*) FROM partner_keys k
+                 WHERE k.partner_id = p.partner_id AND k.revoked_at IS NULL
+                   AND (k.not_after IS NULL OR k.not_after > clock_timestamp())) AS active_keys
+          FROM partners p ORDER BY p.partner_id
+        """
+    )
+    return [
+        (r["partner_id"], r["legal_name"], r["created_at"], int(r["active_keys"])) for r in rows
+    ]

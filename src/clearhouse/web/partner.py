@@ -1,0 +1,241 @@
+"""Partner endpoints: signed requests, one controller per resource.
+
+Every handler here runs behind ``PartnerSignatureMiddleware``: the partner is the one whose key
+signed the request (``request.state.partner``), and a partner only ever sees its own entries —
+another partner's id is ``404 not_found``, never a hint that it exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated, Any, Final
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+
+from clearhouse.config import Settings
+from clearhouse.domain.errors import InvalidRequest, NotFound, PurposeNotPermitted
+from clearhouse.domain.periods import period_bounds
+from clearhouse.services.database import Database
+from clearhouse.services.posting import Ledger, PointsRequest, PostedEntry
+from clearhouse.storage import ledger as store
+from clearhouse.storage.ledger import EntryRow, Evidence
+from clearhouse.web.problems import problem_responses
+from clearhouse.web.schemas import (
+    Entry,
+    EntryPage,
+    PointsBody,
+    ReversalBody,
+    entry_out,
+    rfc3339,
+)
+from clearhouse.web.signatures import VerifiedPartner
+
+PAGE_LIMIT_MAX: Final = 1000
+PURPOSE_OF_KIND: Final = {"issue": "accrual", "redeem": "redemption"}
+
+SIGNED_PROBLEMS: Final = (
+    "invalid_request",
+    "missing_signature",
+    "invalid_signature",
+    "unknown_key",
+    "stale_signature",
+    "replayed_request",
+    "digest_mismatch",
+    "purpose_not_permitted",
+    "unavailable",
+    "internal_error",
+)
+WRITE_PROBLEMS: Final = (
+    *SIGNED_PROBLEMS,
+    "insufficient_points",
+    "idempotency_key_in_use",
+    "payload_too_large",
+    "unsupported_media_type",
+    "idempotency_key_reused",
+    "unknown_member",
+)
+
+IdempotencyKey = Annotated[
+    str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=255)
+]
+DataPurpose = Annotated[str, HeaderParameter(name="Data-Purpose")]
+
+
+def _partner(request: Request[Any, Any, Any]) -> VerifiedPartner:
+    partner: VerifiedPartner = request.state.partner
+    return partner
+
+
+def _require_purpose(request: Request[Any, Any, Any], purpose: str) -> VerifiedPartner:
+    partner = _partner(request)
+    if partner.data_purpose != purpose:
+        raise PurposeNotPermitted(f"this endpoint serves the purpose {purpose!r} (Data-Purpose)")
+    return partner
+
+
+def _evidence(partner: VerifiedPartner) -> Evidence:
+    return Evidence(partner.signature_input, partner.signature, partner.content_digest)
+
+
+def _written(posted: PostedEntry, settings: Settings) -> Response[Entry]:
+    headers = {"Idempotent-Replayed": "true"} if posted.replayed else {}
+    return Response(
+        entry_out(posted.entry, settings.timezone, with_balance=True),
+        status_code=201,
+        headers=headers,
+    )
+
+
+def _points_request(data: PointsBody) -> PointsRequest:
+    metadata = None if data.metadata is None else msgspec.json.encode(data.metadata).decode()
+    return PointsRequest(data.member_id, data.points, data.occurred_at, data.reference, metadata)
+
+
+def _encode_cursor(row: EntryRow) -> str:
+    raw = f"{rfc3339(row.recorded_at)}|{row.entry_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, entry_id = raw.split("|")
+        return datetime.fromisoformat(moment.replace("Z", "+00:00")), UUID(entry_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidRequest("the cursor is not one this API gave out") from exc
+
+
+class TransactionController(Controller):
+    """Issue, redeem, reverse and read the partner's own entries."""
+
+    path = "/v1/transactions"
+    tags = ("transactions",)
+
+    @post(
+        "/issue",
+        status_code=201,
+        summary="Issue points to a member (Data-Purpose: accrual)",
+        responses=problem_responses(*WRITE_PROBLEMS),
+    )
+    async def issue(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[PointsBody],
+        idempotency_key: IdempotencyKey,
+        data_purpose: DataPurpose,
+    ) -> Response[Entry]:
+        partner = _require_purpose(request, "accrual")
+        settings: Settings = request.app.state.settings
+        posted = await Ledger(request.app.state.database).issue(
+            partner.partner_id,
+            _points_request(data),
+            idempotency_key=idempotency_key,
+            evidence=_evidence(partner),
+        )
+        return _written(posted, settings)
+
+    @post(
+        "/redeem",
+        status_code=201,
+        summary="Redeem a member's points (Data-Purpose: redemption)",
+        responses=problem_responses(*WRITE_PROBLEMS),
+    )
+    async def redeem(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[PointsBody],
+        idempotency_key: IdempotencyKey,
+        data_purpose: DataPurpose,
+    ) -> Response[Entry]:
+        partner = _require_purpose(request, "redemption")
+        settings: Settings = request.app.state.settings
+        posted = await Ledger(request.app.state.database).redeem(
+            partner.partner_id,
+            _points_request(data),
+            idempotency_key=idempotency_key,
+            evidence=_evidence(partner),
+        )
+        return _written(posted, settings)
+
+    @post(
+        "/{entry_id:uuid}/reversals",
+        status_code=201,
+        summary="Reverse all or part of an own entry (Data-Purpose: that of the original)",
+        responses=problem_responses(*WRITE_PROBLEMS, "not_found"),
+    )
+    async def reverse(
+        self,
+        request: Request[Any, Any, Any],
+        entry_id: FromPath[UUID],
+        data: JSONBody[ReversalBody],
+        idempotency_key: IdempotencyKey,
+        data_purpose: DataPurpose,
+    ) -> Response[Entry]:
+        partner = _partner(request)
+        database: Database = request.app.state.database
+        original = await _own_entry(database, partner.partner_id, entry_id)
+        purpose = PURPOSE_OF_KIND.get(original.kind.value)
+        if purpose is not None:
+            _require_purpose(request, purpose)
+        posted = await Ledger(database).reverse(
+            partner.partner_id,
+            entry_id,
+            points=data.points,
+            reason=data.reason,
+            idempotency_key=idempotency_key,
+            evidence=_evidence(partner),
+        )
+        return _written(posted, request.app.state.settings)
+
+    @get(
+        "/{entry_id:uuid}",
+        summary="One of the partner's own entries (Data-Purpose: settlement)",
+        responses=problem_responses(*SIGNED_PROBLEMS, "not_found"),
+    )
+    async def read(
+        self, request: Request[Any, Any, Any], entry_id: FromPath[UUID], data_purpose: DataPurpose
+    ) -> Entry:
+        partner = _require_purpose(request, "settlement")
+        settings: Settings = request.app.state.settings
+        entry = await _own_entry(request.app.state.database, partner.partner_id, entry_id)
+        return entry_out(entry, settings.timezone, with_balance=False)
+
+    @get(
+        "/",
+        summary="The partner's own entries of a period, paginated (Data-Purpose: settlement)",
+        responses=problem_responses(*SIGNED_PROBLEMS),
+    )
+    async def list_entries(
+        self,
+        request: Request[Any, Any, Any],
+        period: Annotated[str, QueryParameter(pattern=r"^\d{4}-\d{2}$")],
+        data_purpose: DataPurpose,
+        limit: Annotated[int, QueryParameter(ge=1, le=PAGE_LIMIT_MAX)] = 100,
+        cursor: Annotated[str | None, QueryParameter()] = None,
+    ) -> EntryPage:
+        partner = _require_purpose(request, "settlement")
+        settings: Settings = request.app.state.settings
+        start, end = period_bounds(period, settings.timezone)
+        after = None if cursor is None else _decode_cursor(cursor)
+        async with request.app.state.database.driver_connection() as connection:
+            rows = await store.fetch_partner_entries(
+                connection, partner.partner_id, start, end, after, limit + 1
+            )
+        page, more = rows[:limit], len(rows) > limit
+        return EntryPage(
+            entries=[entry_out(r, settings.timezone, with_balance=False) for r in page],
+            next_cursor=_encode_cursor(page[-1]) if more else None,
+        )
+
+
+async def _own_entry(database: Database, partner_id: str, entry_id: UUID) -> EntryRow:
+    async with database.driver_connection() as connection:
+        entry = await store.fetch_entry(connection, entry_id)
+    if entry is None or entry.partner_id != partner_id:
+        raise NotFound(f"no entry {entry_id}")
+    return entry

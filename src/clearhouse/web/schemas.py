@@ -1,0 +1,126 @@
+"""The JSON shapes at the HTTP edge (msgspec Structs): what partners and operators send and get.
+
+Request bodies refuse unknown fields; points are JSON integers, times RFC 3339 UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from clearhouse.domain.periods import period_of
+from clearhouse.storage.ledger import EntryRow
+
+
+class PointsBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """An issue or a redeem."""
+
+    member_id: str
+    points: int
+    occurred_at: datetime
+    reference: str
+    metadata: dict[str, Any] | None = None
+
+
+class ReversalBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A reversal of all (``points`` absent) or part of what remains of an entry."""
+
+    reason: str
+    points: int | None = None
+
+
+class Entry(msgspec.Struct, frozen=True):
+    """An entry as a partner sees it."""
+
+    entry_id: UUID
+    kind: str
+    partner_id: str | None
+    member_id: str | None
+    points: int
+    period: str
+    occurred_at: str | None
+    recorded_at: str
+    reference: str | None
+    reversal_of: UUID | None
+    contract_version: int | None
+    member_balance: int | None = None
+
+
+class EntryPage(msgspec.Struct, frozen=True):
+    entries: list[Entry]
+    next_cursor: str | None
+
+
+class PublicKey(msgspec.Struct, frozen=True):
+    key_id: str
+    algorithm: str
+    public_key: str
+    """The 32 raw bytes of the Ed25519 key, base64."""
+    use: list[str]
+
+
+class PublicKeys(msgspec.Struct, frozen=True):
+    keys: list[PublicKey]
+
+
+class PartnerIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    partner_id: str
+    legal_name: str
+
+
+class Partner(msgspec.Struct, frozen=True):
+    partner_id: str
+    legal_name: str
+    created_at: str
+    active_keys: int
+
+
+class KeyIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    public_key: str
+    """PEM (SubjectPublicKeyInfo) or base64 of the raw 32 bytes."""
+    key_id: str | None = None
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+
+
+class PartnerKey(msgspec.Struct, frozen=True):
+    key_id: str
+    partner_id: str
+    public_key: str
+    not_before: str
+    not_after: str | None
+    revoked_at: str | None
+
+
+class ClockIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    at: datetime
+
+
+class Clock(msgspec.Struct, frozen=True):
+    ledger_time: str
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC with microseconds and ``Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_out(row: EntryRow, zone: ZoneInfo, *, with_balance: bool) -> Entry:
+    return Entry(
+        entry_id=row.entry_id,
+        kind=row.kind.value,
+        partner_id=row.partner_id,
+        member_id=row.member_id,
+        points=row.points,
+        period=period_of(row.recorded_at, zone),
+        occurred_at=None if row.occurred_at is None else rfc3339(row.occurred_at),
+        recorded_at=rfc3339(row.recorded_at),
+        reference=row.reference,
+        reversal_of=row.reversal_of,
+        contract_version=row.contract_version,
+        member_balance=row.member_balance_after if with_balance else None,
+    )

@@ -1,0 +1,401 @@
+"""Signed partner requests (RFC 9421, Ed25519) in, signed receipts out.
+
+``PartnerSignatureMiddleware`` guards every partner endpoint. In order, before any work:
+
+1. the body is read up to the limit (413 ``payload_too_large`` past it, before any hashing);
+2. a repeated ``Content-Type``, ``Idempotency-Key``, ``Data-Purpose``, ``Content-Digest``,
+   ``Signature`` or ``Signature-Input`` line, or a non-ASCII covered value: 400;
+3. a body that is not JSON: 415;
+4. the signature profile of SPEC 4.1: parameters (``created``, ``keyid``, ``nonce`` required;
+   ``alg`` only ``ed25519``; nothing else), the covered components the request needs, and
+   ``created``/``expires`` against real time (``stale_signature``);
+5. the key: known, not revoked, within its validity (``unknown_key``);
+6. ``Content-Digest`` (SHA-256 or SHA-512) against the raw body (``digest_mismatch``);
+7. the signature itself over ``@target-uri`` rebuilt from the public base URL
+   (``invalid_signature``); of several signatures, the first that passes counts;
+8. the nonce, once per key within the window (``replayed_request``).
+
+The verified partner goes to ``scope["state"]["partner"]``; the response is then signed with the
+coalition's key over ``@status``, ``content-digest`` and the request's signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import http_sf
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import (
+    ASGIApp,
+    HTTPRequestEvent,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    ReceiveMessage,
+    Scope,
+    Send,
+)
+
+from clearhouse.crypto.ed25519 import key_fingerprint, public_bytes
+from clearhouse.crypto.http_signatures import (
+    HeaderFields,
+    InvalidSignature,
+    RequestMessage,
+    ResponseMessage,
+    content_digest,
+    only_label,
+    parse_dictionary,
+    sign_message,
+    verify_signature,
+)
+from clearhouse.domain.errors import ClearhouseError
+from clearhouse.services import access
+from clearhouse.services.database import Database
+
+NONCE_LENGTH_MIN: Final = 16
+NONCE_LENGTH_MAX: Final = 128
+REQUIRED_PARAMETERS: Final = frozenset({"created", "keyid", "nonce"})
+ALLOWED_PARAMETERS: Final = REQUIRED_PARAMETERS | {"alg", "expires"}
+SINGLE_FIELDS: Final = (
+    "content-type",
+    "idempotency-key",
+    "data-purpose",
+    "content-digest",
+    "signature",
+    "signature-input",
+)
+DIGESTS: Final = {"sha-256": hashlib.sha256, "sha-512": hashlib.sha512}
+RECEIPT_LABEL: Final = "receipt"
+METHODS_WITH_BODY: Final = frozenset({"POST", "PUT", "PATCH"})
+
+
+class SignatureProblem(ClearhouseError):
+    """A request refused at the door; ``code`` is one of SPEC 4.2's signature codes."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class CoalitionKey:
+    """The coalition's signing key: responses now, statements later."""
+
+    key_id: str
+    private_key: Ed25519PrivateKey
+
+    @classmethod
+    def of(cls, private_key: Ed25519PrivateKey) -> CoalitionKey:
+        return cls(f"coalition-{key_fingerprint(public_bytes(private_key))}", private_key)
+
+    @property
+    def public_key(self) -> bytes:
+        return public_bytes(self.private_key)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedPartner:
+    """Who signed, and the evidence an entry keeps of the request that created it."""
+
+    partner_id: str
+    key_id: str
+    label: str
+    signature_input: str
+    signature: str
+    content_digest: str | None
+    data_purpose: str | None
+    request: RequestMessage
+    """The request as verified (one signature), which the response's receipt covers."""
+
+
+def required_components(method: str, has_body: bool, purpose_bound: bool) -> set[str]:
+    """The components a partner's signature must cover on this request (SPEC 4.1)."""
+    required = {'"@method"', '"@target-uri"'}
+    if has_body:
+        required |= {'"content-type"', '"content-digest"'}
+    if method == "POST":
+        required.add('"idempotency-key"')
+    if purpose_bound:
+        required.add('"data-purpose"')
+    return required
+
+
+def _fields(scope: Scope) -> list[tuple[str, str]]:
+    return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope.get("headers", [])]
+
+
+def _reject_repeated_and_unsafe(fields: Iterable[tuple[str, str]]) -> None:
+    seen: set[str] = set()
+    for name, value in fields:
+        lower = name.lower()
+        if lower in SINGLE_FIELDS:
+            if lower in seen:
+                raise SignatureProblem(
+                    "invalid_request", f"the {name} field appears more than once"
+                )
+            seen.add(lower)
+        if any(ord(ch) > 0x7E or ch in "\r\n" for ch in value):
+            raise SignatureProblem("invalid_request", f"the {name} field holds non-ASCII or CR/LF")
+
+
+def _check_digest(header: str | None, body: bytes) -> None:
+    if header is None:
+        raise SignatureProblem("digest_mismatch", "Content-Digest is required with a body")
+    try:
+        members = parse_dictionary(header)
+    except ValueError as exc:
+        raise SignatureProblem("digest_mismatch", "Content-Digest is malformed") from exc
+    usable = {name: value for name, value in members.items() if name in DIGESTS}
+    if not usable:
+        raise SignatureProblem("digest_mismatch", "Content-Digest needs sha-256 or sha-512")
+    for name, (value, _params) in usable.items():
+        if not isinstance(value, bytes) or not hmac.compare_digest(
+            value, DIGESTS[name](body).digest()
+        ):
+            raise SignatureProblem("digest_mismatch", "Content-Digest does not match the body")
+
+
+class SignatureVerifier:
+    """The checks of one partner request; shared by the middleware of all partner routes."""
+
+    def __init__(self, database: Database, public_base_url: str, window_s: int) -> None:
+        self.database = database
+        self.public_base_url = public_base_url
+        self.window = timedelta(seconds=window_s)
+
+    def target_uri(self, scope: Scope) -> str:
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string", b"")
+        uri = self.public_base_url + raw_path.decode("latin-1")
+        return f"{uri}?{query.decode('latin-1')}" if query else uri
+
+    async def verify(
+        self, scope: Scope, fields: list[tuple[str, str]], body: bytes, purpose_bound: bool
+    ) -> VerifiedPartner:
+        headers = HeaderFields(fields)
+        signature_input, signature = headers.get("signature-input"), headers.get("signature")
+        if signature_input is None or signature is None:
+            raise SignatureProblem(
+                "missing_signature", "Signature and Signature-Input are required"
+            )
+        try:
+            inputs = parse_dictionary(signature_input)
+            signatures = parse_dictionary(signature)
+        except ValueError as exc:
+            raise SignatureProblem(
+                "invalid_signature", "the signature fields are malformed"
+            ) from exc
+        if not inputs or inputs.keys() != signatures.keys():
+            raise SignatureProblem("invalid_signature", "Signature and Signature-Input disagree")
+        method = str(scope.get("method", "GET"))
+        needed = required_components(
+            method, bool(body) or method in METHODS_WITH_BODY, purpose_bound
+        )
+        first_problem: SignatureProblem | None = None
+        for label in inputs:
+            try:
+                return await self._verify_label(
+                    scope,
+                    fields,
+                    body,
+                    label,
+                    {"signature-input": inputs, "signature": signatures},
+                    needed,
+                )
+            except SignatureProblem as problem:
+                first_problem = first_problem or problem
+        assert first_problem is not None
+        raise first_problem
+
+    async def _verify_label(
+        self,
+        scope: Scope,
+        fields: list[tuple[str, str]],
+        body: bytes,
+        label: str,
+        members: dict[str, dict[str, Any]],
+        needed: set[str],
+    ) -> VerifiedPartner:
+        components, params = members["signature-input"][label]
+        signature_value, _ = members["signature"][label]
+        if not isinstance(components, list) or not isinstance(signature_value, bytes):
+            raise SignatureProblem("invalid_signature", f"signature {label} is malformed")
+        unknown = set(params) - ALLOWED_PARAMETERS
+        if unknown:
+            raise SignatureProblem("invalid_signature", f"unknown parameters {sorted(unknown)}")
+        missing = REQUIRED_PARAMETERS - set(params)
+        if missing:
+            raise SignatureProblem("invalid_signature", f"missing parameters {sorted(missing)}")
+        created, key_id, nonce = params["created"], params["keyid"], params["nonce"]
+        if not isinstance(created, int) or isinstance(created, bool):
+            raise SignatureProblem("invalid_signature", "created must be an integer")
+        if not isinstance(key_id, str) or not isinstance(nonce, str):
+            raise SignatureProblem("invalid_signature", "keyid and nonce must be strings")
+        if not NONCE_LENGTH_MIN <= len(nonce) <= NONCE_LENGTH_MAX:
+            raise SignatureProblem(
+                "invalid_signature", f"nonce must be {NONCE_LENGTH_MIN} to {NONCE_LENGTH_MAX} chars"
+            )
+        if "alg" in params and params["alg"] != "ed25519":
+            raise SignatureProblem("invalid_signature", "alg must be ed25519")
+        covered = {http_sf.ser(item) for item in components}
+        absent = needed - covered
+        if absent:
+            raise SignatureProblem(
+                "invalid_signature", f"the signature must cover {', '.join(sorted(absent))}"
+            )
+        now = datetime.now(UTC)
+        created_at = datetime.fromtimestamp(created, UTC)
+        if abs(now - created_at) > self.window:
+            raise SignatureProblem("stale_signature", "created lies outside the accepted window")
+        expires = params.get("expires")
+        if expires is not None and (
+            not isinstance(expires, int) or datetime.fromtimestamp(expires, UTC) <= now
+        ):
+            raise SignatureProblem("stale_signature", "the signature has expired")
+        key = await access.signing_key(self.database, key_id)
+        if key is None:
+            raise SignatureProblem("unknown_key", "the key is unknown, revoked or not valid now")
+        digest_header = HeaderFields(fields).get("content-digest")
+        if body or '"content-digest"' in covered:
+            _check_digest(digest_header, body)
+        message = RequestMessage(
+            str(scope.get("method", "GET")),
+            self.target_uri(scope),
+            HeaderFields(only_label(fields, label, members)),
+        )
+        try:
+            verify_signature(message, key_id, key.public_key, skew=self.window)
+        except InvalidSignature as exc:
+            raise SignatureProblem("invalid_signature", "the signature does not verify") from exc
+        expires_at = created_at + self.window + timedelta(seconds=1)
+        if not await access.remember_nonce(self.database, key_id, nonce, expires_at):
+            raise SignatureProblem("replayed_request", "this nonce was used before")
+        single = message.headers
+        return VerifiedPartner(
+            partner_id=key.partner_id,
+            key_id=key_id,
+            label=label,
+            signature_input=single.get("signature-input") or "",
+            signature=single.get("signature") or "",
+            content_digest=digest_header,
+            data_purpose=HeaderFields(fields).get("data-purpose"),
+            request=message,
+        )
+
+
+class PartnerSignatureMiddleware(ASGIMiddleware):
+    """Verifies the partner's signature before the handler runs; signs what it answers."""
+
+    scopes = (ScopeType.HTTP,)
+    exclude_opt_key = "unsigned"
+
+    def __init__(self, body_max_bytes: int) -> None:
+        self.body_max_bytes = body_max_bytes
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        app_state = scope["litestar_app"].state
+        verifier: SignatureVerifier = app_state.signature_verifier
+        coalition_key: CoalitionKey = app_state.coalition_key
+        fields = _fields(scope)
+        declared = HeaderFields(fields).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.body_max_bytes:
+            raise SignatureProblem(
+                "payload_too_large", f"bodies are limited to {self.body_max_bytes} bytes"
+            )
+        body = await self._read_body(receive)
+        _reject_repeated_and_unsafe(fields)
+        if body or scope.get("method") in METHODS_WITH_BODY:
+            content_type = (HeaderFields(fields).get("content-type") or "").split(";")[0].strip()
+            if content_type.lower() != "application/json":
+                raise SignatureProblem(
+                    "unsupported_media_type", "the body must be application/json"
+                )
+        purpose_bound = bool(scope["route_handler"].opt.get("purpose_bound", True))
+        partner = await verifier.verify(scope, fields, body, purpose_bound)
+        scope.setdefault("state", {})["partner"] = partner
+        delivered = False
+
+        async def replay_body() -> ReceiveMessage:
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return HTTPRequestEvent(type="http.request", body=body, more_body=False)
+
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def sign_and_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            response_body = b"".join(chunks)
+            await send(self._signed_start(start, response_body, partner, coalition_key))
+            await send(
+                HTTPResponseBodyEvent(
+                    type="http.response.body", body=response_body, more_body=False
+                )
+            )
+
+        await next_app(scope, replay_body, sign_and_send)
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.body_max_bytes:
+                raise SignatureProblem(
+                    "payload_too_large", f"bodies are limited to {self.body_max_bytes} bytes"
+                )
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    @staticmethod
+    def _signed_start(
+        start: dict[str, Any],
+        body: bytes,
+        partner: VerifiedPartner,
+        coalition_key: CoalitionKey,
+    ) -> HTTPResponseStartEvent:
+        fields = HeaderFields(
+            (n.decode("latin-1"), v.decode("latin-1")) for n, v in start.get("headers", [])
+        )
+        del fields["content-digest"]
+        response = ResponseMessage(int(start["status"]), fields, partner.request)
+        sign_message(
+            response,
+            key_id=coalition_key.key_id,
+            private_key=coalition_key.private_key,
+            covered=("@status", "content-digest", f'"signature";req;key="{partner.label}"'),
+            label=RECEIPT_LABEL,
+            body=body,
+        )
+        headers = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in fields.items()]
+        return HTTPResponseStartEvent(
+            type="http.response.start", status=int(start["status"]), headers=headers
+        )
+
+
+def content_digest_of(body: bytes) -> str:
+    return content_digest(body)

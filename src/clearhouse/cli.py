@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import TypeVar
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from clearhouse.config import Settings, SettingsError
+from clearhouse.crypto.ed25519 import load_or_create_private_key, public_bytes, public_pem
 from clearhouse.domain.errors import ClearhouseError
+from clearhouse.services import access
+from clearhouse.services.access import Role
 from clearhouse.services.clock import ledger_time, set_ledger_time
+from clearhouse.services.coalition import add_partner, enrol_members
 from clearhouse.services.database import Database
 from clearhouse.storage.engine import create_engine, resolve_database_url
 from clearhouse.storage.migrate import current_revision, upgrade
@@ -94,6 +100,219 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     )
 
 
+def _emit(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
+    """A table for people, or JSON lines for scripts."""
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in rows[0] if rows else ["(none)"]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    Console().print(table)
+
+
+def _moment(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an RFC 3339 time", param_hint=name) from exc
+    if moment.tzinfo is None:
+        raise click.BadParameter("give a time zone, e.g. 2026-12-01T00:00:00Z", param_hint=name)
+    return moment
+
+
+def _duration(value: str) -> timedelta:
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if len(value) < 2 or value[-1] not in units or not value[:-1].isdigit():
+        raise click.BadParameter(f"{value!r}: write a duration like 90m, 12h or 30d")
+    return timedelta(seconds=int(value[:-1]) * units[value[-1]])
+
+
+@main.group()
+def partner() -> None:
+    """Partners of the coalition."""
+
+
+@partner.command("add")
+@click.argument("partner_id")
+@click.option("--name", "legal_name", required=True, help="The partner's legal name.")
+def partner_add(partner_id: str, legal_name: str) -> None:
+    """Register a partner and open its accounts.
+
+    Example: clearhouse partner add baeckerei-schmidt --name "Bäckerei Schmidt GmbH"
+    """
+
+    async def _add(database: Database) -> None:
+        await add_partner(database, partner_id, legal_name)
+
+    _run(_add)
+    click.echo(f"partner {partner_id} added")
+
+
+@partner.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+def partner_list(as_json: bool) -> None:
+    """List partners with their number of active keys.
+
+    Example: clearhouse partner list --json
+    """
+    rows = [
+        {"partner_id": p, "legal_name": n, "created_at": c.isoformat(), "active_keys": k}
+        for p, n, c, k in _run(access.list_partners)
+    ]
+    _emit(rows, as_json, "Partners")
+
+
+@main.group()
+def member() -> None:
+    """Members (partners enrol them through the API; this is for operators and sandboxes)."""
+
+
+@member.command("enrol")
+@click.argument("member_ids", nargs=-1, required=True)
+def member_enrol(member_ids: tuple[str, ...]) -> None:
+    """Enrol members with a zero balance.
+
+    Example: clearhouse member enrol m-1001 m-1002
+    """
+
+    async def _enrol(database: Database) -> None:
+        await enrol_members(database, list(member_ids))
+
+    _run(_enrol)
+    click.echo(f"{len(member_ids)} member(s) enrolled")
+
+
+@main.group()
+def key() -> None:
+    """Partners' Ed25519 signing keys."""
+
+
+@key.command("generate")
+@click.argument("out_prefix", type=click.Path(dir_okay=False, path_type=Path))
+def key_generate(out_prefix: Path) -> None:
+    """Make a key pair for a partner: OUT_PREFIX.pem (private, 0600) and OUT_PREFIX.pub.pem.
+
+    Example: clearhouse key generate keys/baeckerei-schmidt
+    """
+    private_path = out_prefix.with_suffix(".pem")
+    if private_path.exists():
+        raise click.ClickException(f"{private_path} exists already")
+    private_key = load_or_create_private_key(private_path)
+    public_path = out_prefix.with_suffix(".pub.pem")
+    public_path.write_bytes(public_pem(public_bytes(private_key)))
+    click.echo(f"private key {private_path}, public key {public_path}")
+
+
+@key.command("add")
+@click.argument("partner_id")
+@click.argument("key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key-id", default=None, help="Name of the key (default: PARTNER-fingerprint).")
+@click.option("--not-before", default=None, help="RFC 3339 time the key becomes valid.")
+@click.option("--not-after", default=None, help="RFC 3339 time the key stops being valid.")
+def key_add(
+    partner_id: str,
+    key_file: Path,
+    key_id: str | None,
+    not_before: str | None,
+    not_after: str | None,
+) -> None:
+    """Add a partner's public key from a PEM file or a file of base64 raw bytes.
+
+    Example: clearhouse key add baeckerei-schmidt keys/baeckerei-schmidt.pub.pem
+    """
+    public_key = key_file.read_bytes()
+    starts, ends = _moment(not_before, "--not-before"), _moment(not_after, "--not-after")
+
+    async def _add(database: Database) -> str:
+        return await access.add_key(
+            database, partner_id, public_key, key_id=key_id, not_before=starts, not_after=ends
+        )
+
+    click.echo(f"key {_run(_add)} added to {partner_id}")
+
+
+@key.command("revoke")
+@click.argument("key_id")
+def key_revoke(key_id: str) -> None:
+    """Revoke a key at once: its next signature fails.
+
+    Example: clearhouse key revoke baeckerei-schmidt-3f2a9c0d1e4b5a6f
+    """
+
+    async def _revoke(database: Database) -> None:
+        await access.revoke_key(database, key_id)
+
+    _run(_revoke)
+    click.echo(f"key {key_id} revoked")
+
+
+@main.group()
+def token() -> None:
+    """Operator and auditor bearer tokens."""
+
+
+@token.command("create")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--expires", default="30d", show_default=True, help="Lifetime: 90m, 12h, 30d.")
+@click.option("--label", default="", help="Whose token this is.")
+def token_create(role: str, expires: str, label: str) -> None:
+    """Create a token; the secret is shown once and stored only as a hash.
+
+    Example: clearhouse token create --role auditor --expires 30d --label "Audit firm"
+    """
+    expires_at = datetime.now(UTC) + _duration(expires)
+
+    async def _create(database: Database) -> access.IssuedToken:
+        return await access.create_token(database, Role(role), expires_at, label)
+
+    issued = _run(_create)
+    click.echo(f"token {issued.token_id} ({issued.role}) expires {issued.expires_at.isoformat()}")
+    click.echo(issued.secret)
+
+
+@token.command("revoke")
+@click.argument("token_id")
+def token_revoke(token_id: str) -> None:
+    """Revoke a token at once.
+
+    Example: clearhouse token revoke tok_0123456789abcdef
+    """
+
+    async def _revoke(database: Database) -> None:
+        await access.revoke_token(database, token_id)
+
+    _run(_revoke)
+    click.echo(f"token {token_id} revoked")
+
+
+@token.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+def token_list(as_json: bool) -> None:
+    """List tokens (never their secrets).
+
+    Example: clearhouse token list
+    """
+    rows = [
+        {
+            "token_id": t.token_id,
+            "role": t.role,
+            "label": t.label,
+            "expires_at": t.expires_at.isoformat(),
+            "revoked_at": None if t.revoked_at is None else t.revoked_at.isoformat(),
+        }
+        for t in _run(access.list_tokens)
+    ]
+    _emit(rows, as_json, "Tokens")
+
+
 @main.group()
 def clock() -> None:
     """The ledger clock (settable in sandbox mode only)."""
@@ -125,6 +344,58 @@ def clock_set(moment: str) -> None:
         return await set_ledger_time(database, sandbox=sandbox, at=at)
 
     click.echo(_run(_set).isoformat())
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks of this machine: figures, not tests."""
+
+
+@bench.command("ledger")
+@click.option(
+    "--seconds", type=click.IntRange(1, 3600), default=10, show_default=True, help="Per run."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=16,
+    show_default=True,
+    help="Concurrent workers (and pgbench clients).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default="reports/bench-ledger.json",
+    show_default=True,
+    help="Where the figures go, as JSON.",
+)
+def bench_ledger(seconds: int, workers: int, out: str) -> None:
+    """Post through the ledger service for a fixed time, beside bare posting and pgbench.
+
+    Works in databases of its own (clearhouse_bench, clearhouse_pgbench), dropped at the end.
+
+    Example: clearhouse bench ledger --seconds 10
+    """
+    from pathlib import Path
+
+    from clearhouse.bench.ledger import BenchError, render, run_ledger_bench, write_report
+
+    settings = _settings()
+
+    def progress(message: str) -> None:
+        click.echo(f"... {message}", err=True)
+
+    try:
+        report = asyncio.run(
+            run_ledger_bench(settings, workers=workers, seconds=seconds, progress=progress)
+        )
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except ClearhouseError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
+    write_report(report, Path(out))
+    click.echo(render(report))
+    click.echo(f"\nwritten to {out}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,1 @@
+"""Benchmarks: figures of this machine, not tests (``clearhouse bench ...``)."""

@@ -75,7 +75,7 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(create_engine(database_url, pool_size=20))
+    db = Database.for_url(database_url, pool_size=20)
     try:
         yield db
     finally:

@@ -20,7 +20,7 @@ from clearhouse.services.access import Role
 from clearhouse.services.clock import ledger_time, set_ledger_time
 from clearhouse.services.coalition import add_partner, enrol_members
 from clearhouse.services.database import Database
-from clearhouse.storage.engine import create_engine, resolve_database_url
+from clearhouse.storage.engine import resolve_database_url
 from clearhouse.storage.migrate import current_revision, upgrade
 
 T = TypeVar("T")
@@ -38,7 +38,7 @@ def _run(work: Callable[[Database], Awaitable[T]]) -> T:
     settings = _settings()
 
     async def _main() -> T:
-        database = Database(create_engine(resolve_database_url(settings), pool_size=2))
+        database = Database.for_url(resolve_database_url(settings), pool_size=2)
         try:
             return await work(database)
         finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 
 from clearhouse.services.database import Database
-from clearhouse.storage.engine import create_engine
 from tests.web.conftest import SANDBOX, client_for
 
 
@@ -25,7 +24,7 @@ async def test_ready_reads_the_ledger_clock(client: httpx.AsyncClient) -> None:
 
 
 async def test_ready_is_a_503_problem_when_the_database_is_unreachable() -> None:
-    unreachable = Database(create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none"))
+    unreachable = Database.for_url("postgresql+asyncpg://postgres@127.0.0.1:1/none")
     async with client_for(SANDBOX, unreachable) as client:
         response = await client.get("/ready")
     await unreachable.dispose()

@@ -44,7 +44,7 @@ from clearhouse.services.coalition import add_partner, enrol_members
 from clearhouse.services.database import Database
 from clearhouse.services.posting import Ledger, PointsRequest
 from clearhouse.storage import ledger as store
-from clearhouse.storage.engine import create_engine, resolve_database_url
+from clearhouse.storage.engine import resolve_database_url
 from clearhouse.storage.migrate import upgrade
 
 BENCH_DATABASE: Final = "clearhouse_bench"
@@ -317,7 +317,7 @@ async def run_ledger_bench(
         member_ids = [f"bench-member-{n:05d}" for n in range(1, MEMBERS + 1)]
         posted = 0
 
-        database = Database(create_engine(server.sqlalchemy_url(BENCH_DATABASE), pool_size=workers))
+        database = Database.for_url(server.sqlalchemy_url(BENCH_DATABASE), pool_size=workers)
         pool: Any = None
         try:
             progress("migrating, adding partners, enrolling members")

@@ -1,27 +1,33 @@
-"""The database as the services see it: the engine, and connections that fail as domain errors.
+"""The database as the services see it: a pool of asyncpg connections that fail as domain errors.
 
-``driver_connection`` hands out the asyncpg connection under a pooled SQLAlchemy connection,
-for the ledger's one-call hot path; ``transaction`` opens one on it for work of several
-statements. A database that cannot be reached becomes ``Unavailable`` (503, nothing written).
+Services talk to PostgreSQL through ``driver_connection`` (autocommit: each statement commits on
+its own, as the ledger's one-call hot path wants) and ``transaction`` (several statements, one
+commit). The SQLAlchemy engine of the same database is kept for the migrations. A database that
+cannot be reached becomes ``Unavailable`` (503, nothing written).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clearhouse.domain.errors import Unavailable
+from clearhouse.storage.engine import create_engine
+
+SERVER_SETTINGS: Final = {
+    "timezone": "UTC",
+    "application_name": "clearhouse",
+    "lock_timeout": "5s",
+}
 
 _UNREACHABLE = (
     OSError,
     TimeoutError,
-    OperationalError,
-    InterfaceError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
@@ -29,25 +35,45 @@ _UNREACHABLE = (
 )
 
 
-class Database:
-    """The engine of one coalition, shared by all services of a process."""
+def _dsn(engine: AsyncEngine) -> str:
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
-    def __init__(self, engine: AsyncEngine) -> None:
+
+class Database:
+    """One coalition's database, shared by all services of a process."""
+
+    def __init__(self, engine: AsyncEngine, *, pool_size: int = 10) -> None:
         self.engine = engine
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+
+    @classmethod
+    def for_url(cls, url: str, *, pool_size: int = 10) -> Database:
+        """The database at ``url``: ``pool_size`` connections for the services."""
+        return cls(create_engine(url, pool_size=1), pool_size=pool_size)
+
+    async def _connections(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        _dsn(self.engine),
+                        min_size=1,
+                        max_size=self._pool_size,
+                        server_settings=SERVER_SETTINGS,
+                    )
+        return self._pool
 
     @asynccontextmanager
     async def driver_connection(self) -> AsyncIterator[Any]:
         """An asyncpg connection in autocommit: each statement commits on its own."""
         try:
-            async with self.engine.connect() as connection:
-                raw = await connection.get_raw_connection()
-                yield raw.driver_connection
+            pool = await self._connections()
+            async with pool.acquire() as connection:
+                yield connection
         except _UNREACHABLE as exc:
             raise Unavailable("the database cannot be reached; nothing was written") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise Unavailable("the database connection was lost; nothing was written") from exc
-            raise
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
@@ -56,4 +82,7 @@ class Database:
             yield connection
 
     async def dispose(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
         await self.engine.dispose()

@@ -54,8 +54,8 @@ def resolve_database_url(settings: Settings) -> str:
     return embedded_url(settings.data_dir)
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine whose connections read and write UTC and wait at most 5 s on a lock."""
+def create_engine(url: str, *, pool_size: int = 1) -> AsyncEngine:
+    """An async engine (for the migrations) whose connections speak UTC."""
     return create_async_engine(
         asyncpg_url(url),
         pool_size=pool_size,

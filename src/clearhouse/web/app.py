@@ -21,7 +21,7 @@ from clearhouse.crypto.ed25519 import load_or_create_private_key
 from clearhouse.domain.errors import ClearhouseError
 from clearhouse.services import access
 from clearhouse.services.database import Database
-from clearhouse.storage.engine import create_engine, resolve_database_url
+from clearhouse.storage.engine import resolve_database_url
 from clearhouse.web.admin import ClockController, PartnerAdminController, coalition_keys
 from clearhouse.web.health import HealthController
 from clearhouse.web.partner import TransactionController
@@ -79,7 +79,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
     async def open_database(app: Litestar) -> None:
         if app.state.database is None:
             url = resolve_database_url(settings)
-            app.state.database = Database(create_engine(url, pool_size=settings.db_pool_size))
+            app.state.database = Database.for_url(url, pool_size=settings.db_pool_size)
             app.state.signature_verifier = SignatureVerifier(
                 app.state.database, settings.public_base_url, settings.signature_window_s
             )

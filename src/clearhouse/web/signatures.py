@@ -142,8 +142,18 @@ def _reject_repeated_and_unsafe(fields: Iterable[tuple[str, str]]) -> None:
                     "invalid_request", f"the {name} field appears more than once"
                 )
             seen.add(lower)
-        if any(ord(ch) > 0x7E or ch in "\r\n" for ch in value):
-            raise SignatureProblem("invalid_request", f"the {name} field holds non-ASCII or CR/LF")
+            if any(not " " <= ch <= "~" for ch in value):
+                raise SignatureProblem(
+                    "invalid_request", f"the {name} field holds non-ASCII or control characters"
+                )
+
+
+def _instant(seconds: int) -> datetime | None:
+    """The UTC instant of a Unix time, or None when it lies beyond what a datetime holds."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _check_digest(header: str | None, body: bytes) -> None:
@@ -252,14 +262,14 @@ class SignatureVerifier:
                 "invalid_signature", f"the signature must cover {', '.join(sorted(absent))}"
             )
         now = datetime.now(UTC)
-        created_at = datetime.fromtimestamp(created, UTC)
-        if abs(now - created_at) > self.window:
+        created_at = _instant(created)
+        if created_at is None or abs(now - created_at) > self.window:
             raise SignatureProblem("stale_signature", "created lies outside the accepted window")
         expires = params.get("expires")
-        if expires is not None and (
-            not isinstance(expires, int) or datetime.fromtimestamp(expires, UTC) <= now
-        ):
-            raise SignatureProblem("stale_signature", "the signature has expired")
+        if expires is not None:
+            expires_at = _instant(expires) if isinstance(expires, int) else None
+            if expires_at is None or expires_at <= now:
+                raise SignatureProblem("stale_signature", "the signature has expired")
         key = await access.signing_key(self.database, key_id)
         if key is None:
             raise SignatureProblem("unknown_key", "the key is unknown, revoked or not valid now")

@@ -14,12 +14,16 @@ import click
 
 from clearhouse.config import Settings, SettingsError
 from clearhouse.crypto.ed25519 import load_or_create_private_key, public_bytes, public_pem
+from clearhouse.domain.contracts import ContractInvalid, contract_json_schema
 from clearhouse.domain.errors import ClearhouseError
 from clearhouse.services import access
 from clearhouse.services.access import Role
 from clearhouse.services.clock import ledger_time, set_ledger_time
 from clearhouse.services.coalition import add_partner, enrol_members
+from clearhouse.services.contracts import ContractBook, LoadReport, load_contracts
 from clearhouse.services.database import Database
+from clearhouse.services.members import Members
+from clearhouse.services.retention import run_retention
 from clearhouse.storage.engine import resolve_database_url
 from clearhouse.storage.migrate import current_revision, upgrade
 
@@ -188,6 +192,112 @@ def member_enrol(member_ids: tuple[str, ...]) -> None:
 
     _run(_enrol)
     click.echo(f"{len(member_ids)} member(s) enrolled")
+
+
+@member.command("erase")
+@click.argument("member_id")
+def member_erase(member_id: str) -> None:
+    """Erase a member's personal data (GDPR Art. 17): the member's key is destroyed.
+
+    Balances, entries and statements stay, under the pseudonymous member id.
+    Example: clearhouse member erase m-1001
+    """
+    settings = _settings()
+
+    async def _erase(database: Database) -> bool:
+        return await _members(database, settings).erase(member_id)
+
+    click.echo(f"member {member_id} erased" if _run(_erase) else f"{member_id} was erased before")
+
+
+@member.command("access-report")
+@click.argument("member_id")
+def member_access_report(member_id: str) -> None:
+    """What is held of a member and to whom it was disclosed (GDPR Art. 15), as JSON.
+
+    Example: clearhouse member access-report m-1001 > m-1001.json
+    """
+    settings = _settings()
+
+    async def _report(database: Database) -> dict[str, Any]:
+        return await _members(database, settings).access_report(member_id)
+
+    click.echo(json.dumps(_run(_report), indent=2, default=str))
+
+
+@main.group()
+def contracts() -> None:
+    """Partners' contract versions (TOML files under contracts/)."""
+
+
+@contracts.command("load")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def contracts_load(directory: Path) -> None:
+    """Validate every *.toml file in DIRECTORY, then store the new versions (all or none).
+
+    Example: clearhouse contracts load contracts/
+    """
+    files = [(path.name, path.read_bytes()) for path in sorted(directory.glob("*.toml"))]
+    if not files:
+        raise click.ClickException(f"no *.toml files in {directory}")
+
+    async def _load(database: Database) -> LoadReport:
+        return await load_contracts(database, files)
+
+    try:
+        report = _run(_load)
+    except ContractInvalid as invalid:
+        for problem in invalid.problems:
+            click.echo(str(problem), err=True)
+        raise click.ClickException(f"{len(invalid.problems)} problem(s); nothing stored") from None
+    for partner_id, version in report.stored:
+        click.echo(f"stored {partner_id} version {version}")
+    for partner_id, version in report.unchanged:
+        click.echo(f"unchanged {partner_id} version {version}")
+
+
+@contracts.command("schema")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def contracts_schema(out: Path | None) -> None:
+    """Write the JSON Schema of contract files (default: to standard output).
+
+    Example: clearhouse contracts schema --out contracts/schema.json
+    """
+    text = json.dumps(contract_json_schema(), indent=2, sort_keys=True) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        click.echo(f"schema written to {out}")
+
+
+@main.group()
+def retention() -> None:
+    """Removal of data past its retention."""
+
+
+@retention.command("run")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+def retention_run(as_json: bool) -> None:
+    """Remove entry metadata past its contract's retention, and report what went.
+
+    Example: clearhouse retention run
+    """
+    removals = _run(run_retention)
+    rows = [
+        {
+            "partner_id": r.partner_id,
+            "purpose": r.purpose,
+            "retention_days": r.retention_days,
+            "removed": r.removed,
+        }
+        for r in removals
+    ]
+    _emit(rows, as_json, "Entry metadata removed")
+
+
+def _members(database: Database, settings: Settings) -> Members:
+    return Members(database, ContractBook(database), settings.master_key)
 
 
 @main.group()

@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final, Self
@@ -278,6 +278,19 @@ def _reversal_body(reason: str, points: int | None) -> dict[str, Any]:
     return {"reason": reason} if points is None else {"reason": reason, "points": points}
 
 
+def _enrolment_body(
+    member_id: str | None,
+    personal: Mapping[str, str] | None,
+    consents: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"consents": [dict(c) for c in consents]}
+    if member_id is not None:
+        body["member_id"] = member_id
+    if personal:
+        body["personal"] = dict(personal)
+    return body
+
+
 def _new_key() -> str:
     return str(uuid.uuid4())
 
@@ -426,6 +439,45 @@ class PartnerClient:
                 return
             cursor = page.next_cursor
 
+    def enrol(
+        self,
+        *,
+        member_id: str | None = None,
+        personal: Mapping[str, str] | None = None,
+        consents: Sequence[Mapping[str, Any]] = (),
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Enrol a member (Data-Purpose: enrolment); returns the member id."""
+        request = _json_request(
+            self._http,
+            "POST",
+            "/v1/members",
+            purpose="enrolment",
+            body=_enrolment_body(member_id, personal, consents),
+            idempotency_key=idempotency_key or _new_key(),
+        )
+        return str(self._send(request).json()["member_id"])
+
+    def member(self, member_id: str, *, purpose: str) -> dict[str, Any]:
+        """The member as ``purpose`` allows: only the fields the contract grants for it."""
+        request = _json_request(self._http, "GET", f"/v1/members/{member_id}", purpose=purpose)
+        result: dict[str, Any] = self._send(request).json()
+        return result
+
+    def set_consents(
+        self, member_id: str, consents: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Record consents given or withdrawn (``{"purpose": ..., "granted": ...}``)."""
+        request = _json_request(
+            self._http,
+            "PUT",
+            f"/v1/members/{member_id}/consents",
+            purpose="consent_management",
+            body={"consents": list(consents)},
+        )
+        history: list[dict[str, Any]] = self._send(request).json()["consents"]
+        return history
+
 
 class AsyncPartnerClient:
     """The same as ``PartnerClient``, with coroutines."""
@@ -560,3 +612,39 @@ class AsyncPartnerClient:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    async def enrol(
+        self,
+        *,
+        member_id: str | None = None,
+        personal: Mapping[str, str] | None = None,
+        consents: Sequence[Mapping[str, Any]] = (),
+        idempotency_key: str | None = None,
+    ) -> str:
+        request = _json_request(
+            self._http,
+            "POST",
+            "/v1/members",
+            purpose="enrolment",
+            body=_enrolment_body(member_id, personal, consents),
+            idempotency_key=idempotency_key or _new_key(),
+        )
+        return str((await self._send(request)).json()["member_id"])
+
+    async def member(self, member_id: str, *, purpose: str) -> dict[str, Any]:
+        request = _json_request(self._http, "GET", f"/v1/members/{member_id}", purpose=purpose)
+        result: dict[str, Any] = (await self._send(request)).json()
+        return result
+
+    async def set_consents(
+        self, member_id: str, consents: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        request = _json_request(
+            self._http,
+            "PUT",
+            f"/v1/members/{member_id}/consents",
+            purpose="consent_management",
+            body={"consents": list(consents)},
+        )
+        history: list[dict[str, Any]] = (await self._send(request)).json()["consents"]
+        return history

@@ -6,9 +6,11 @@ convention. Nothing else in the package reads ``os.environ``.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -41,6 +43,29 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum:
     return value
 
 
+SANDBOX_MASTER_KEY = hashlib.sha256(b"clearhouse sandbox master key: not a secret").digest()
+"""The master key of sandbox coalitions: public, so never for real members' data."""
+
+
+def _master_key(env: Mapping[str, str], sandbox: bool) -> bytes:
+    raw = env.get("CLEARHOUSE_MASTER_KEY")
+    if not raw:
+        if sandbox:
+            return SANDBOX_MASTER_KEY
+        raise SettingsError(
+            "CLEARHOUSE_MASTER_KEY is required outside sandbox mode "
+            "(32 random bytes in base64: python -c 'import os,base64;"
+            "print(base64.b64encode(os.urandom(32)).decode())')"
+        )
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except ValueError as exc:
+        raise SettingsError("CLEARHOUSE_MASTER_KEY must be base64") from exc
+    if len(key) != 32:
+        raise SettingsError("CLEARHOUSE_MASTER_KEY must hold 32 bytes (AES-256)")
+    return key
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything Clearhouse can be configured with, with safe defaults."""
@@ -65,6 +90,8 @@ class Settings:
     """Request bodies above this are refused (413) before they are read further."""
     signing_key_file: Path
     """The coalition's Ed25519 key (PEM) for response and statement signatures; made if absent."""
+    master_key: bytes = field(repr=False)
+    """AES-256 key that wraps each member's data key (``CLEARHOUSE_MASTER_KEY``, base64)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +101,8 @@ class Settings:
             raise SettingsError("DATABASE_URL must be a postgresql:// or postgresql+asyncpg:// URL")
         host = env.get("CLEARHOUSE_HOST", "127.0.0.1")
         port = _int(env, "CLEARHOUSE_PORT", 8000, 1, 65535)
+        sandbox = _flag(env, "CLEARHOUSE_SANDBOX", False)
+        master_key = _master_key(env, sandbox)
         zone_name = env.get("CLEARHOUSE_TIMEZONE", "Europe/Berlin")
         try:
             zone = ZoneInfo(zone_name)
@@ -84,7 +113,7 @@ class Settings:
         return cls(
             database_url=database_url,
             data_dir=Path(env.get("CLEARHOUSE_DATA_DIR", ".clearhouse")).resolve(),
-            sandbox=_flag(env, "CLEARHOUSE_SANDBOX", False),
+            sandbox=sandbox,
             host=host,
             port=port,
             public_base_url=env.get("CLEARHOUSE_PUBLIC_BASE_URL", f"http://{host}:{port}").rstrip(
@@ -99,4 +128,5 @@ class Settings:
                 env.get("CLEARHOUSE_SIGNING_KEY_FILE")
                 or Path(env.get("CLEARHOUSE_DATA_DIR", ".clearhouse")) / "coalition-signing-key.pem"
             ).resolve(),
+            master_key=master_key,
         )

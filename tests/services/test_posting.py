@@ -17,9 +17,8 @@ from clearhouse.domain.errors import (
 )
 from clearhouse.domain.ledger import EntryKind
 from clearhouse.services.database import Database
-from clearhouse.services.posting import Ledger
 from clearhouse.storage import ledger as store
-from tests.services.builders import a_member, a_partner, points_request, unique
+from tests.services.builders import a_ledger, a_member, a_partner, points_request, unique
 
 
 async def _balance(database: Database, member_id: str) -> int | None:
@@ -39,7 +38,7 @@ async def _entry_count(database: Database, partner_id: str) -> int:
 async def test_issue_credits_the_member_and_records_the_balance_after(database: Database) -> None:
     partner = await a_partner(database)
     member = await a_member(database)
-    posted = await Ledger(database).issue(
+    posted = await a_ledger(database).issue(
         partner, points_request(member, 120), idempotency_key="k1"
     )
     assert posted.entry.kind is EntryKind.ISSUE
@@ -52,11 +51,11 @@ async def test_redeem_more_than_balance_is_refused_and_writes_nothing(database: 
     partner = await a_partner(database)
     member = await a_member(database, balance=10, partner_id=partner)
     with pytest.raises(InsufficientPoints):
-        await Ledger(database).redeem(partner, points_request(member, 11), idempotency_key="r1")
+        await a_ledger(database).redeem(partner, points_request(member, 11), idempotency_key="r1")
     assert await _balance(database, member) == 10
     assert await _entry_count(database, partner) == 1
     # The key was not spent by the refused request: a corrected retry goes through.
-    posted = await Ledger(database).redeem(
+    posted = await a_ledger(database).redeem(
         partner, points_request(member, 10), idempotency_key="r1"
     )
     assert posted.entry.member_balance_after == 0
@@ -65,13 +64,13 @@ async def test_redeem_more_than_balance_is_refused_and_writes_nothing(database: 
 async def test_unknown_member_is_refused(database: Database) -> None:
     partner = await a_partner(database)
     with pytest.raises(UnknownMember):
-        await Ledger(database).issue(partner, points_request("nobody", 5), idempotency_key="u")
+        await a_ledger(database).issue(partner, points_request("nobody", 5), idempotency_key="u")
 
 
 async def test_same_key_same_request_replays_the_first_entry(database: Database) -> None:
     partner = await a_partner(database)
     member = await a_member(database)
-    ledger = Ledger(database)
+    ledger = a_ledger(database)
     first = await ledger.issue(partner, points_request(member, 7), idempotency_key="same")
     again = await ledger.issue(partner, points_request(member, 7), idempotency_key="same")
     assert again.replayed is True
@@ -82,7 +81,7 @@ async def test_same_key_same_request_replays_the_first_entry(database: Database)
 async def test_same_key_other_request_is_refused_naming_the_field(database: Database) -> None:
     partner = await a_partner(database)
     member = await a_member(database)
-    ledger = Ledger(database)
+    ledger = a_ledger(database)
     await ledger.issue(partner, points_request(member, 7), idempotency_key="same")
     with pytest.raises(IdempotencyKeyReused, match="points"):
         await ledger.issue(partner, points_request(member, 8), idempotency_key="same")
@@ -92,7 +91,7 @@ async def test_same_key_other_request_is_refused_naming_the_field(database: Data
 async def test_keys_are_per_partner(database: Database) -> None:
     a, b = await a_partner(database), await a_partner(database)
     member = await a_member(database)
-    ledger = Ledger(database)
+    ledger = a_ledger(database)
     await ledger.issue(a, points_request(member, 1), idempotency_key="shared")
     posted = await ledger.issue(b, points_request(member, 1), idempotency_key="shared")
     assert posted.replayed is False
@@ -102,7 +101,7 @@ async def test_keys_are_per_partner(database: Database) -> None:
 async def test_partial_then_full_reversal_never_exceeds_the_original(database: Database) -> None:
     partner = await a_partner(database)
     member = await a_member(database)
-    ledger = Ledger(database)
+    ledger = a_ledger(database)
     issued = await ledger.issue(partner, points_request(member, 100), idempotency_key="i")
     eid = issued.entry.entry_id
     part = await ledger.reverse(partner, eid, points=30, reason="returned", idempotency_key="r1")
@@ -118,7 +117,7 @@ async def test_partial_then_full_reversal_never_exceeds_the_original(database: D
 async def test_reversal_of_a_redeem_gives_points_back(database: Database) -> None:
     partner = await a_partner(database)
     member = await a_member(database, balance=50, partner_id=partner)
-    ledger = Ledger(database)
+    ledger = a_ledger(database)
     redeemed = await ledger.redeem(partner, points_request(member, 20), idempotency_key="r")
     back = await ledger.reverse(
         partner, redeemed.entry.entry_id, points=5, reason="refund", idempotency_key="b"
@@ -129,7 +128,7 @@ async def test_reversal_of_a_redeem_gives_points_back(database: Database) -> Non
 async def test_another_partners_entry_cannot_be_reversed(database: Database) -> None:
     owner, other = await a_partner(database), await a_partner(database)
     member = await a_member(database)
-    ledger = Ledger(database)
+    ledger = a_ledger(database)
     issued = await ledger.issue(owner, points_request(member, 10), idempotency_key="i")
     with pytest.raises(NotFound):
         await ledger.reverse(
@@ -143,7 +142,7 @@ async def test_another_partners_entry_cannot_be_reversed(database: Database) -> 
 async def test_reversing_an_issue_already_spent_is_insufficient(database: Database) -> None:
     partner = await a_partner(database)
     member = await a_member(database)
-    ledger = Ledger(database)
+    ledger = a_ledger(database)
     issued = await ledger.issue(partner, points_request(member, 10), idempotency_key="i")
     await ledger.redeem(partner, points_request(member, 8), idempotency_key="r")
     with pytest.raises(InsufficientPoints):
@@ -155,7 +154,7 @@ async def test_reversing_an_issue_already_spent_is_insufficient(database: Databa
 
 async def test_expiry_and_adjustments_move_points_against_the_coalition(database: Database) -> None:
     member = await a_member(database, balance=40)
-    ledger = Ledger(database)
+    ledger = a_ledger(database)
     assert (await ledger.expire(member, 15)).entry.member_balance_after == 25
     assert (await ledger.adjust(member, 5, "goodwill")).entry.member_balance_after == 30
     assert (await ledger.adjust(member, -30, "correction")).entry.member_balance_after == 0
@@ -168,14 +167,14 @@ async def test_bad_points_are_refused(database: Database, points: int) -> None:
     partner = await a_partner(database)
     member = await a_member(database)
     with pytest.raises(InvalidRequest):
-        await Ledger(database).issue(partner, points_request(member, points), idempotency_key="p")
+        await a_ledger(database).issue(partner, points_request(member, points), idempotency_key="p")
     assert await _entry_count(database, partner) == 0
 
 
 async def test_two_hundred_concurrent_redemptions_of_fifty_points(database: Database) -> None:
     partner = await a_partner(database)
     member = await a_member(database, balance=50, partner_id=partner)
-    ledger = Ledger(database)
+    ledger = a_ledger(database)
 
     async def redeem_one(n: int) -> str:
         try:
@@ -198,7 +197,7 @@ async def test_two_hundred_concurrent_redemptions_of_fifty_points(database: Data
 async def test_fifty_concurrent_requests_with_one_key_make_one_entry(database: Database) -> None:
     partner = await a_partner(database)
     member = await a_member(database)
-    ledger = Ledger(database)
+    ledger = a_ledger(database)
     key = unique("key")
     posted = await asyncio.gather(
         *(ledger.issue(partner, points_request(member, 3), idempotency_key=key) for _ in range(50))
@@ -215,7 +214,7 @@ async def test_the_database_refuses_to_update_or_delete_postings(
 ) -> None:
     partner = await a_partner(database)
     member = await a_member(database)
-    posted = await Ledger(database).issue(partner, points_request(member, 9), idempotency_key="i")
+    posted = await a_ledger(database).issue(partner, points_request(member, 9), idempotency_key="i")
     connection = await asyncpg.connect(dsn)
     try:
         for statement in (
@@ -277,7 +276,7 @@ async def test_the_database_refuses_postings_added_to_an_existing_entry(
 ) -> None:
     partner = await a_partner(database)
     member = await a_member(database)
-    posted = await Ledger(database).issue(partner, points_request(member, 9), idempotency_key="i")
+    posted = await a_ledger(database).issue(partner, points_request(member, 9), idempotency_key="i")
     connection = await asyncpg.connect(dsn)
     try:
         with pytest.raises(asyncpg.PostgresError, match="does not balance"):

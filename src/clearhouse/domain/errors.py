@@ -9,6 +9,9 @@ The tree::
     ├── PurposeNotPermitted    purpose_not_permitted: nothing granted for the declared purpose
     ├── InsufficientPoints     insufficient_points: a member (or an entry) would go below zero
     ├── UnknownMember          unknown_member
+    ├── MemberErased           member_erased: the member's personal data was erased
+    ├── LimitExceeded          limit_exceeded: a contract limit
+    ├── ConsentRequired        consent_required: the purpose needs the member's consent
     ├── IdempotencyKeyReused   idempotency_key_reused: same key, different request
     ├── IdempotencyKeyInUse    idempotency_key_in_use: same key, still being processed
     ├── ClockNotSettable       forbidden: the ledger clock moves only in sandbox mode
@@ -53,6 +56,18 @@ class InsufficientPoints(ClearhouseError):
 
 class UnknownMember(ClearhouseError):
     code = "unknown_member"
+
+
+class MemberErased(ClearhouseError):
+    code = "member_erased"
+
+
+class LimitExceeded(ClearhouseError):
+    code = "limit_exceeded"
+
+
+class ConsentRequired(ClearhouseError):
+    code = "consent_required"
 
 
 class IdempotencyKeyReused(ClearhouseError):

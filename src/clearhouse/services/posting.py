@@ -17,13 +17,18 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from clearhouse.domain import ledger as rules
+from clearhouse.domain.contracts import check_points_limit
 from clearhouse.domain.errors import (
     ClearhouseError,
+    Forbidden,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     InsufficientPoints,
     InvalidRequest,
+    LimitExceeded,
+    MemberErased,
     NotFound,
+    PurposeNotPermitted,
     UnknownMember,
 )
 from clearhouse.domain.idempotency import (
@@ -32,6 +37,8 @@ from clearhouse.domain.idempotency import (
     validate_idempotency_key,
 )
 from clearhouse.domain.ledger import REASON_LENGTH_MAX, REFERENCE_LENGTH_MAX, EntryDraft
+from clearhouse.domain.purposes import Purpose
+from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
 from clearhouse.storage import ledger as store
 from clearhouse.storage.ledger import EntryRow, Evidence
@@ -57,13 +64,22 @@ class PostedEntry:
     replayed: bool = False
 
 
-ACCRUAL = "accrual"
-REDEMPTION = "redemption"
-
 NO_EVIDENCE = Evidence()
 """Entries made without a signed request (operator entries, tests of the service itself)."""
 
+
+class _ContractChanged(ClearhouseError):
+    """The database holds a newer contract version in force than the book had."""
+
+    code = "internal_error"
+
+
 _SQLSTATE_ERRORS: Mapping[str, type[ClearhouseError]] = {
+    store.SQLSTATE_NO_CONTRACT: Forbidden,
+    store.SQLSTATE_CONTRACT_CHANGED: _ContractChanged,
+    store.SQLSTATE_LIMIT_PER_TRANSACTION: LimitExceeded,
+    store.SQLSTATE_LIMIT_PER_DAY: LimitExceeded,
+    store.SQLSTATE_MEMBER_ERASED: MemberErased,
     store.SQLSTATE_INSUFFICIENT_POINTS: InsufficientPoints,
     store.SQLSTATE_UNKNOWN_MEMBER: UnknownMember,
     store.SQLSTATE_REVERSAL_EXCEEDS_REMAINING: InsufficientPoints,
@@ -86,8 +102,10 @@ def _fields_of(entry: EntryRow) -> dict[str, object]:
 class Ledger:
     """Records entries; the one place where ledger writes begin and end."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, contracts: ContractBook, zone: str) -> None:
         self._database = database
+        self._contracts = contracts
+        self._zone = zone
 
     async def issue(
         self,
@@ -95,20 +113,13 @@ class Ledger:
         request: PointsRequest,
         *,
         idempotency_key: str,
-        contract_version: int | None = None,
         evidence: Evidence = NO_EVIDENCE,
     ) -> PostedEntry:
         """Give ``request.points`` to the member on behalf of ``partner_id``."""
         _validate_request(request)
         draft = rules.issue_points(partner_id, request.member_id, request.points)
-        return await self._post(
-            draft,
-            occurred_at=request.occurred_at,
-            reference=request.reference,
-            metadata=(ACCRUAL, request.metadata_json) if request.metadata_json else None,
-            idempotency_key=idempotency_key,
-            contract_version=contract_version,
-            evidence=evidence,
+        return await self._post_under_contract(
+            draft, request, Purpose.ACCRUAL, idempotency_key, evidence
         )
 
     async def redeem(
@@ -117,21 +128,51 @@ class Ledger:
         request: PointsRequest,
         *,
         idempotency_key: str,
-        contract_version: int | None = None,
         evidence: Evidence = NO_EVIDENCE,
     ) -> PostedEntry:
         """Take ``request.points`` from the member at ``partner_id``; never below zero."""
         _validate_request(request)
         draft = rules.redeem_points(partner_id, request.member_id, request.points)
-        return await self._post(
-            draft,
-            occurred_at=request.occurred_at,
-            reference=request.reference,
-            metadata=(REDEMPTION, request.metadata_json) if request.metadata_json else None,
-            idempotency_key=idempotency_key,
-            contract_version=contract_version,
-            evidence=evidence,
+        return await self._post_under_contract(
+            draft, request, Purpose.REDEMPTION, idempotency_key, evidence
         )
+
+    async def _post_under_contract(
+        self,
+        draft: EntryDraft,
+        request: PointsRequest,
+        purpose: Purpose,
+        idempotency_key: str,
+        evidence: Evidence,
+    ) -> PostedEntry:
+        """Post under the contract version in force; once more if the database knows a newer."""
+        assert draft.partner_id is not None
+        for attempt in range(2):
+            version = await self._contracts.in_force(draft.partner_id)
+            if version is None:
+                raise Forbidden("the partner has no contract version in force")
+            check_points_limit(version, draft.points)
+            if purpose not in version.grants:
+                raise PurposeNotPermitted(
+                    f"contract version {version.version} grants nothing for {purpose.value}"
+                )
+            try:
+                return await self._post(
+                    draft,
+                    occurred_at=request.occurred_at,
+                    reference=request.reference,
+                    metadata=(purpose.value, request.metadata_json)
+                    if request.metadata_json
+                    else None,
+                    idempotency_key=idempotency_key,
+                    contract_version=version.version,
+                    evidence=evidence,
+                )
+            except _ContractChanged:
+                self._contracts.forget()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
     async def reverse(
         self,
@@ -226,6 +267,7 @@ class Ledger:
                     idempotency_key=idempotency_key,
                     request_sha256=fingerprint if idempotency_key else None,
                     evidence=evidence,
+                    zone=self._zone,
                 )
                 if metadata is not None:
                     await store.insert_metadata(

@@ -22,11 +22,16 @@ SQLSTATE_INSUFFICIENT_POINTS = "CH001"
 SQLSTATE_UNKNOWN_MEMBER = "CH002"
 SQLSTATE_REVERSAL_EXCEEDS_REMAINING = "CH003"
 SQLSTATE_ENTRY_NOT_FOUND = "CH404"
+SQLSTATE_NO_CONTRACT = "CH403"
+SQLSTATE_CONTRACT_CHANGED = "CH409"
+SQLSTATE_MEMBER_ERASED = "CH410"
+SQLSTATE_LIMIT_PER_TRANSACTION = "CH422"
+SQLSTATE_LIMIT_PER_DAY = "CH423"
 IDEMPOTENCY_CONSTRAINT = "idempotency_keys_pkey"
 
 _POST = """
 SELECT recorded_at, member_balance_after FROM ledger_post(
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 """
 
 
@@ -67,6 +72,7 @@ async def record_entry(
     idempotency_key: str | None,
     request_sha256: bytes | None,
     evidence: Evidence,
+    zone: str,
 ) -> tuple[datetime, int | None]:
     """Record ``draft`` as entry ``entry_id``; returns ``(recorded_at, member_balance_after)``."""
     row = await connection.fetchrow(
@@ -89,6 +95,7 @@ async def record_entry(
         evidence.signature_input,
         evidence.signature,
         evidence.content_digest,
+        zone,
     )
     assert row is not None
     return row["recorded_at"], row["member_balance_after"]

@@ -11,8 +11,10 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     Interval,
@@ -23,10 +25,11 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 
@@ -60,6 +63,8 @@ members = Table(
     "members",
     metadata,
     Column("member_id", Text, primary_key=True),
+    Column("enrolled_by", Text, ForeignKey("partners.partner_id")),
+    Column("erased_at", DateTime(timezone=True)),
     Column(
         "created_at", DateTime(timezone=True), nullable=False, server_default=text("ledger_now()")
     ),
@@ -101,6 +106,7 @@ entries = Table(
     Column("content_digest", Text),
     Index("entries_recorded_at", "recorded_at", "entry_id"),
     Index("entries_partner_recorded_at", "partner_id", "recorded_at", "entry_id"),
+    Index("entries_member", "member_id", "recorded_at"),
     Index(
         "entries_reversal_of",
         "reversal_of",
@@ -126,6 +132,9 @@ idempotency_keys = Table(
     Column("idempotency_key", Text, nullable=False),
     Column("request_sha256", LargeBinary, nullable=False),
     Column("entry_id", Uuid, ForeignKey("entries.entry_id", deferrable=True, initially="DEFERRED")),
+    Column(
+        "member_id", Text, ForeignKey("members.member_id", deferrable=True, initially="DEFERRED")
+    ),
     Column(
         "created_at",
         DateTime(timezone=True),
@@ -193,4 +202,90 @@ entry_metadata = Table(
     Column("metadata", JSONB, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Index("entry_metadata_recorded_at", "recorded_at"),
+)
+
+contract_versions = Table(
+    "contract_versions",
+    metadata,
+    Column("partner_id", Text, ForeignKey("partners.partner_id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("effective_from", DateTime(timezone=True), nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("currency", Text, ForeignKey("assets.asset"), nullable=False),
+    Column("issue_rate", Numeric(20, 6), nullable=False),
+    Column("redemption_rate", Numeric(20, 6), nullable=False),
+    Column("fee_per_entry", Numeric(20, 6), nullable=False),
+    Column("max_points_per_transaction", BigInteger, nullable=False),
+    Column("max_points_per_member_per_day", BigInteger, nullable=False),
+    Column("purposes", JSONB, nullable=False),
+    Column("source", Text, nullable=False),
+    Column(
+        "loaded_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=text("clock_timestamp()"),
+    ),
+    PrimaryKeyConstraint("partner_id", "version"),
+    UniqueConstraint("partner_id", "effective_from", name="contract_versions_effective"),
+)
+
+member_daily_points = Table(
+    "member_daily_points",
+    metadata,
+    Column("member_id", Text, nullable=False),
+    Column("partner_id", Text, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    PrimaryKeyConstraint("member_id", "partner_id", "day", "kind"),
+)
+
+member_keys = Table(
+    "member_keys",
+    metadata,
+    Column("member_id", Text, ForeignKey("members.member_id"), primary_key=True),
+    Column("wrapped_key", LargeBinary, nullable=False),
+)
+
+member_personal_data = Table(
+    "member_personal_data",
+    metadata,
+    Column("member_id", Text, ForeignKey("members.member_id"), nullable=False),
+    Column("field", Text, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("member_id", "field"),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("consent_id", BigInteger, Identity(always=True), primary_key=True),
+    Column("member_id", Text, ForeignKey("members.member_id"), nullable=False),
+    Column("partner_id", Text, nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("granted", Boolean, nullable=False),
+    Column(
+        "recorded_at", DateTime(timezone=True), nullable=False, server_default=text("ledger_now()")
+    ),
+    Column("recorded_by", Text, ForeignKey("partners.partner_id")),
+    Column("request_id", Text),
+    Index("consents_member", "member_id", "recorded_at"),
+)
+
+disclosures = Table(
+    "disclosures",
+    metadata,
+    Column("disclosure_id", BigInteger, Identity(always=True), primary_key=True),
+    Column(
+        "disclosed_at", DateTime(timezone=True), nullable=False, server_default=text("ledger_now()")
+    ),
+    Column("partner_id", Text, ForeignKey("partners.partner_id"), nullable=False),
+    Column("member_id", Text, ForeignKey("members.member_id"), nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("fields", ARRAY(Text), nullable=False),
+    Column("contract_version", Integer, nullable=False),
+    Column("legal_basis", Text, nullable=False),
+    Column("request_id", Text, nullable=False),
+    Index("disclosures_member", "member_id", "disclosed_at"),
+    Index("disclosures_time", "disclosed_at"),
 )

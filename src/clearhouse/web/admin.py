@@ -5,14 +5,18 @@ from __future__ import annotations
 import base64
 from typing import Any, Final
 
-from litestar import Controller, Request, get, post, put
+import msgspec
+from litestar import Controller, Request, delete, get, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from clearhouse.config import Settings
+from clearhouse.domain.contracts import ContractInvalid
+from clearhouse.domain.errors import InvalidRequest
 from clearhouse.services import access
 from clearhouse.services.clock import set_ledger_time
 from clearhouse.services.coalition import add_partner
+from clearhouse.services.contracts import load_contracts
 from clearhouse.storage.access import PartnerKeyRow
 from clearhouse.web.auth import operator_only
 from clearhouse.web.problems import problem_responses
@@ -149,3 +153,104 @@ async def coalition_keys(state: State) -> PublicKeys:
             )
         ]
     )
+
+
+class ContractFileIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: str
+    toml: str
+
+
+class ContractsIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    files: list[ContractFileIn]
+
+
+class ContractsLoaded(msgspec.Struct, frozen=True):
+    stored: list[str]
+    unchanged: list[str]
+    partners_added: list[str]
+
+
+class ContractVersionOut(msgspec.Struct, frozen=True):
+    partner_id: str
+    version: int
+    effective_from: str
+    sha256: str
+    issue_rate: str
+    redemption_rate: str
+    fee_per_entry: str
+    purposes: list[str]
+
+
+class ContractAdminController(Controller):
+    """Contract versions: upload (validated, immutable) and list."""
+
+    path = "/v1/admin"
+    tags = ("operator",)
+    guards = [operator_only]  # noqa: RUF012 (Litestar reads it as a class attribute)
+
+    @put(
+        "/contracts",
+        summary="Load contract files (TOML); all are validated, then all new versions stored",
+        responses=problem_responses(*OPERATOR_PROBLEMS, "invalid_request"),
+    )
+    async def load(self, state: State, data: JSONBody[ContractsIn]) -> ContractsLoaded:
+        try:
+            report = await load_contracts(
+                state.database, [(f.name, f.toml.encode()) for f in data.files]
+            )
+        except ContractInvalid as invalid:
+            raise InvalidRequest("; ".join(str(p) for p in invalid.problems)) from invalid
+        state.contracts.forget()
+        return ContractsLoaded(
+            stored=[f"{p} v{v}" for p, v in report.stored],
+            unchanged=[f"{p} v{v}" for p, v in report.unchanged],
+            partners_added=report.partners_added,
+        )
+
+    @get(
+        "/partners/{partner_id:str}/contracts",
+        summary="A partner's contract versions",
+        responses=problem_responses(*OPERATOR_PROBLEMS),
+    )
+    async def versions(self, state: State, partner_id: FromPath[str]) -> list[ContractVersionOut]:
+        state.contracts.forget(partner_id)
+        return [
+            ContractVersionOut(
+                partner_id=v.partner_id,
+                version=v.version,
+                effective_from=rfc3339(v.effective_from),
+                sha256=v.sha256,
+                issue_rate=str(v.issue_rate),
+                redemption_rate=str(v.redemption_rate),
+                fee_per_entry=str(v.fee_per_entry),
+                purposes=sorted(p.value for p in v.grants),
+            )
+            for v in await state.contracts.versions(partner_id)
+        ]
+
+
+class MemberAdminController(Controller):
+    """Erasure requests (GDPR Art. 17) and access reports (Art. 15)."""
+
+    path = "/v1/admin/members"
+    tags = ("operator",)
+    guards = [operator_only]  # noqa: RUF012 (Litestar reads it as a class attribute)
+
+    @delete(
+        "/{member_id:str}/personal-data",
+        status_code=200,
+        summary="Erase a member's personal data: the member's key is destroyed",
+        responses=problem_responses(*OPERATOR_PROBLEMS, "not_found"),
+    )
+    async def erase(self, state: State, member_id: FromPath[str]) -> dict[str, Any]:
+        erased_now = await state.members.erase(member_id)
+        return {"member_id": member_id, "erased": True, "already_erased": not erased_now}
+
+    @get(
+        "/{member_id:str}/access-report",
+        summary="What is held of a member and to whom it was disclosed",
+        responses=problem_responses(*OPERATOR_PROBLEMS, "not_found"),
+    )
+    async def access_report(self, state: State, member_id: FromPath[str]) -> dict[str, Any]:
+        report: dict[str, Any] = await state.members.access_report(member_id)
+        return report

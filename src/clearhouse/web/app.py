@@ -20,10 +20,21 @@ from clearhouse.config import Settings
 from clearhouse.crypto.ed25519 import load_or_create_private_key
 from clearhouse.domain.errors import ClearhouseError
 from clearhouse.services import access
+from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
+from clearhouse.services.members import Members
+from clearhouse.services.posting import Ledger
 from clearhouse.storage.engine import resolve_database_url
-from clearhouse.web.admin import ClockController, PartnerAdminController, coalition_keys
+from clearhouse.web.admin import (
+    ClockController,
+    ContractAdminController,
+    MemberAdminController,
+    PartnerAdminController,
+    coalition_keys,
+)
+from clearhouse.web.audit import AuditController
 from clearhouse.web.health import HealthController
+from clearhouse.web.members import MemberController
 from clearhouse.web.partner import TransactionController
 from clearhouse.web.problems import exception_handlers, problem_plugin
 from clearhouse.web.request_id import RequestIdMiddleware
@@ -60,11 +71,25 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
             "settings": settings,
             "database": database,
             "coalition_key": coalition_key,
-            "signature_verifier": None
-            if database is None
-            else SignatureVerifier(database, settings.public_base_url, settings.signature_window_s),
+            "signature_verifier": None,
+            "contracts": None,
+            "ledger": None,
+            "members": None,
         }
     )
+
+    def attach(app_state: State, database: Database) -> None:
+        """The per-process services on one database."""
+        app_state.database = database
+        app_state.signature_verifier = SignatureVerifier(
+            database, settings.public_base_url, settings.signature_window_s
+        )
+        app_state.contracts = ContractBook(database)
+        app_state.ledger = Ledger(database, app_state.contracts, settings.timezone.key)
+        app_state.members = Members(database, app_state.contracts, settings.master_key)
+
+    if database is not None:
+        attach(state, database)
     background: set[asyncio.Task[None]] = set()
 
     async def purge_nonces_now_and_then(database: Database) -> None:
@@ -79,10 +104,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
     async def open_database(app: Litestar) -> None:
         if app.state.database is None:
             url = resolve_database_url(settings)
-            app.state.database = Database.for_url(url, pool_size=settings.db_pool_size)
-            app.state.signature_verifier = SignatureVerifier(
-                app.state.database, settings.public_base_url, settings.signature_window_s
-            )
+            attach(app.state, Database.for_url(url, pool_size=settings.db_pool_size))
         background.add(asyncio.create_task(purge_nonces_now_and_then(app.state.database)))
 
     async def close_database(app: Litestar) -> None:
@@ -93,10 +115,15 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
 
     partner_api = Router(
         path="/",
-        route_handlers=[TransactionController],
+        route_handlers=[TransactionController, MemberController],
         middleware=[PartnerSignatureMiddleware(settings.body_max_bytes)],
     )
-    operator_api: list[Any] = [PartnerAdminController]
+    operator_api: list[Any] = [
+        PartnerAdminController,
+        ContractAdminController,
+        MemberAdminController,
+        AuditController,
+    ]
     if settings.sandbox:
         operator_api.append(ClockController)
 

@@ -66,13 +66,18 @@ IdempotencyKey = Annotated[
 DataPurpose = Annotated[str, HeaderParameter(name="Data-Purpose")]
 
 
-def _partner(request: Request[Any, Any, Any]) -> VerifiedPartner:
+def _ledger(request: Request[Any, Any, Any]) -> Ledger:
+    ledger: Ledger = request.app.state.ledger
+    return ledger
+
+
+def partner_of(request: Request[Any, Any, Any]) -> VerifiedPartner:
     partner: VerifiedPartner = request.state.partner
     return partner
 
 
 def _require_purpose(request: Request[Any, Any, Any], purpose: str) -> VerifiedPartner:
-    partner = _partner(request)
+    partner = partner_of(request)
     if partner.data_purpose != purpose:
         raise PurposeNotPermitted(f"this endpoint serves the purpose {purpose!r} (Data-Purpose)")
     return partner
@@ -131,7 +136,7 @@ class TransactionController(Controller):
     ) -> Response[Entry]:
         partner = _require_purpose(request, "accrual")
         settings: Settings = request.app.state.settings
-        posted = await Ledger(request.app.state.database).issue(
+        posted = await _ledger(request).issue(
             partner.partner_id,
             _points_request(data),
             idempotency_key=idempotency_key,
@@ -154,7 +159,7 @@ class TransactionController(Controller):
     ) -> Response[Entry]:
         partner = _require_purpose(request, "redemption")
         settings: Settings = request.app.state.settings
-        posted = await Ledger(request.app.state.database).redeem(
+        posted = await _ledger(request).redeem(
             partner.partner_id,
             _points_request(data),
             idempotency_key=idempotency_key,
@@ -176,13 +181,13 @@ class TransactionController(Controller):
         idempotency_key: IdempotencyKey,
         data_purpose: DataPurpose,
     ) -> Response[Entry]:
-        partner = _partner(request)
+        partner = partner_of(request)
         database: Database = request.app.state.database
         original = await _own_entry(database, partner.partner_id, entry_id)
         purpose = PURPOSE_OF_KIND.get(original.kind.value)
         if purpose is not None:
             _require_purpose(request, purpose)
-        posted = await Ledger(database).reverse(
+        posted = await _ledger(request).reverse(
             partner.partner_id,
             entry_id,
             points=data.points,

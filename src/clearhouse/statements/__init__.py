@@ -1,0 +1,1 @@
+"""Documents for people outside: workbooks and canonical JSON, hashed and signed."""

@@ -1,0 +1,233 @@
+"""Members' personal data (ciphertexts only), consents, and the disclosure log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from clearhouse.domain.purposes import ConsentRecord, Purpose
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRow:
+    member_id: str
+    enrolled_by: str | None
+    created_at: datetime
+    erased_at: datetime | None
+    balance_points: int
+    wrapped_key: bytes | None
+    ciphertexts: Mapping[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class DisclosureRow:
+    disclosed_at: datetime
+    partner_id: str
+    member_id: str
+    purpose: str
+    fields: list[str]
+    contract_version: int
+    legal_basis: str
+    request_id: str
+
+
+async def insert_member(
+    connection: asyncpg.Connection,
+    member_id: str,
+    enrolled_by: str | None,
+    wrapped_key: bytes,
+    ciphertexts: Mapping[str, bytes],
+) -> None:
+    """A member with a zero balance, an account, a data key and encrypted fields."""
+    await connection.execute(
+        """
+        WITH m AS (
+            INSERT INTO members (member_id, enrolled_by) VALUES ($1, $2) RETURNING member_id
+        ), b AS (
+            INSERT INTO member_balances (member_id) SELECT member_id FROM m
+        ), a AS (
+            INSERT INTO accounts (account, kind, member_id)
+            SELECT 'member:' || member_id, 'member', member_id FROM m
+        )
+        INSERT INTO member_keys (member_id, wrapped_key) SELECT member_id, $3 FROM m
+        """,
+        member_id,
+        enrolled_by,
+        wrapped_key,
+    )
+    if ciphertexts:
+        await connection.executemany(
+            "INSERT INTO member_personal_data (member_id, field, ciphertext) VALUES ($1, $2, $3)",
+            [(member_id, field, sealed) for field, sealed in ciphertexts.items()],
+        )
+
+
+async def insert_consents(
+    connection: asyncpg.Connection,
+    member_id: str,
+    statements: Sequence[tuple[str, Purpose, bool]],
+    recorded_by: str | None,
+    request_id: str | None,
+) -> None:
+    await connection.executemany(
+        """
+        INSERT INTO consents (member_id, partner_id, purpose, granted, recorded_by, request_id)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        """,
+        [
+            (member_id, partner_id, purpose.value, granted, recorded_by, request_id)
+            for partner_id, purpose, granted in statements
+        ],
+    )
+
+
+async def fetch_member(connection: asyncpg.Connection, member_id: str) -> MemberRow | None:
+    row = await connection.fetchrow(
+        """
+        SELECT m.member_id, m.enrolled_by, m.created_at, m.erased_at, b.balance_points,
+               k.wrapped_key,
+               (SELECT coalesce(array_agg(ROW(p.field, p.ciphertext)), '{}')
+                  FROM member_personal_data p WHERE p.member_id = m.member_id) AS fields
+          FROM members m
+          JOIN member_balances b USING (member_id)
+          LEFT JOIN member_keys k USING (member_id)
+         WHERE m.member_id = $1
+        """,
+        member_id,
+    )
+    if row is None:
+        return None
+    return MemberRow(
+        member_id=row["member_id"],
+        enrolled_by=row["enrolled_by"],
+        created_at=row["created_at"],
+        erased_at=row["erased_at"],
+        balance_points=int(row["balance_points"]),
+        wrapped_key=None if row["wrapped_key"] is None else bytes(row["wrapped_key"]),
+        ciphertexts={field: bytes(sealed) for field, sealed in row["fields"]},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentState:
+    """A member's consent history, read together with the ledger clock and the partner's
+    contract version in force at that clock, so that the decision rests on one moment."""
+
+    consents: list[ConsentRecord]
+    now: datetime
+    version_in_force: int | None
+
+
+async def fetch_consent_state(
+    connection: asyncpg.Connection, member_id: str, partner_id: str
+) -> ConsentState:
+    row = await connection.fetchrow(
+        """
+        WITH clock AS (SELECT ledger_now() AS now)
+        SELECT clock.now,
+               (SELECT c.version FROM contract_versions c
+                 WHERE c.partner_id = $2 AND c.effective_from <= clock.now
+                 ORDER BY c.effective_from DESC LIMIT 1) AS version_in_force,
+               (SELECT coalesce(array_agg(ROW(s.partner_id, s.purpose, s.granted, s.recorded_at)
+                                          ORDER BY s.recorded_at, s.consent_id), '{}')
+                  FROM consents s WHERE s.member_id = $1) AS consents
+          FROM clock
+        """,
+        member_id,
+        partner_id,
+    )
+    assert row is not None
+    return ConsentState(
+        consents=[
+            ConsentRecord(partner, Purpose(purpose), granted, recorded_at)
+            for partner, purpose, granted, recorded_at in row["consents"]
+        ],
+        now=row["now"],
+        version_in_force=row["version_in_force"],
+    )
+
+
+async def insert_disclosure(
+    connection: asyncpg.Connection,
+    partner_id: str,
+    member_id: str,
+    purpose: str,
+    fields: Sequence[str],
+    contract_version: int,
+    legal_basis: str,
+    request_id: str,
+) -> datetime:
+    value = await connection.fetchval(
+        """
+        INSERT INTO disclosures
+            (partner_id, member_id, purpose, fields, contract_version, legal_basis, request_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING disclosed_at
+        """,
+        partner_id,
+        member_id,
+        purpose,
+        list(fields),
+        contract_version,
+        legal_basis,
+        request_id,
+    )
+    assert isinstance(value, datetime)
+    return value
+
+
+async def fetch_disclosures(
+    connection: asyncpg.Connection,
+    *,
+    member_id: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[DisclosureRow]:
+    rows = await connection.fetch(
+        """
+        SELECT disclosed_at, partner_id, member_id, purpose, fields, contract_version,
+               legal_basis, request_id
+          FROM disclosures
+         WHERE ($1::text IS NULL OR member_id = $1)
+           AND ($2::timestamptz IS NULL OR disclosed_at >= $2)
+           AND ($3::timestamptz IS NULL OR disclosed_at < $3)
+         ORDER BY disclosed_at, disclosure_id
+        """,
+        member_id,
+        start,
+        end,
+    )
+    return [DisclosureRow(**dict(row)) for row in rows]
+
+
+async def erase_member(connection: asyncpg.Connection, member_id: str) -> bool:
+    """Destroy the member's data key and ciphertexts; mark the member erased."""
+    erased = await connection.fetchval(
+        """
+        UPDATE members SET erased_at = ledger_now()
+         WHERE member_id = $1 AND erased_at IS NULL RETURNING true
+        """,
+        member_id,
+    )
+    await connection.execute("DELETE FROM member_personal_data WHERE member_id = $1", member_id)
+    await connection.execute("DELETE FROM member_keys WHERE member_id = $1", member_id)
+    return bool(erased)
+
+
+async def own_entries_of_member(
+    connection: asyncpg.Connection, partner_id: str, member_id: str, limit: int
+) -> list[asyncpg.Record]:
+    return list(
+        await connection.fetch(
+            """
+            SELECT entry_id, kind, points, recorded_at, reference, reversal_of
+              FROM entries WHERE partner_id = $1 AND member_id = $2
+             ORDER BY recorded_at DESC, entry_id DESC LIMIT $3
+            """,
+            partner_id,
+            member_id,
+            limit,
+        )
+    )

@@ -1,0 +1,84 @@
+"""Auditor endpoints (bearer token, role auditor or operator): read, never write."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+
+from litestar import Controller, Request, Response, get
+from litestar.datastructures import State
+from litestar.params import QueryParameter
+
+from clearhouse.domain.errors import InvalidRequest
+from clearhouse.statements.tables import write_table_workbook
+from clearhouse.web.auth import auditor_or_operator
+from clearhouse.web.problems import problem_responses
+from clearhouse.web.schemas import rfc3339
+
+XLSX: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DISCLOSURE_COLUMNS: Final = (
+    "disclosed_at",
+    "partner_id",
+    "member_id",
+    "purpose",
+    "fields",
+    "contract_version",
+    "legal_basis",
+    "request_id",
+)
+
+
+def _instant(value: str, name: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidRequest(f"{name} must be an RFC 3339 time") from exc
+    if moment.tzinfo is None:
+        raise InvalidRequest(f"{name} needs a time zone")
+    return moment.astimezone(UTC)
+
+
+class AuditController(Controller):
+    path = "/v1/audit"
+    tags = ("auditor",)
+    guards = [auditor_or_operator]  # noqa: RUF012 (Litestar reads it as a class attribute)
+
+    @get(
+        "/disclosures",
+        summary="The disclosure log for a time range: JSON, CSV (text/csv) or xlsx (by Accept)",
+        responses=problem_responses("invalid_token", "invalid_request", "unavailable"),
+    )
+    async def disclosures(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        start: Annotated[str, QueryParameter(query="from")],
+        end: Annotated[str, QueryParameter(query="to")],
+    ) -> Response[Any]:
+        rows = await state.members.disclosure_log(_instant(start, "from"), _instant(end, "to"))
+        table = [
+            (
+                rfc3339(r.disclosed_at),
+                r.partner_id,
+                r.member_id,
+                r.purpose,
+                " ".join(r.fields),
+                r.contract_version,
+                r.legal_basis,
+                r.request_id,
+            )
+            for r in rows
+        ]
+        accept = request.headers.get("accept", "")
+        if XLSX in accept:
+            body = write_table_workbook("Disclosures", DISCLOSURE_COLUMNS, table)
+            return Response(body, media_type=XLSX)
+        if "text/csv" in accept:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(DISCLOSURE_COLUMNS)
+            writer.writerows(table)
+            return Response(buffer.getvalue(), media_type="text/csv")
+        return Response([dict(zip(DISCLOSURE_COLUMNS, row, strict=True)) for row in table])

@@ -259,7 +259,9 @@ class Members:
                     for r in rows
                 ]
             disclosed = sorted(
-                f.value for f in decision.fields if f not in PERSONAL_FIELDS or f.value in shown
+                f.value
+                for f in decision.fields
+                if f not in PERSONAL_FIELDS or f.value.removeprefix("member.") in shown
             )
             await store.insert_disclosure(
                 connection,

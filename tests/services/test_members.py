@@ -17,6 +17,7 @@ from clearhouse.domain.purposes import Purpose
 from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
 from clearhouse.services.members import ConsentStatement, Members
+from clearhouse.services.posting import PointsRequest
 from clearhouse.services.retention import run_retention
 from clearhouse.storage import ledger as ledger_store
 from tests.services.builders import a_ledger, a_partner, points_request, unique
@@ -210,11 +211,8 @@ async def test_retention_removes_metadata_past_the_contracts_days(
     member_id = await enrol_anna(database, partner_id)
     ledger = a_ledger(database)
     request = points_request(member_id, 5)
-    posted = await ledger.issue(
-        partner_id,
-        type(request)(request.member_id, 5, request.occurred_at, "r", '{"basket": 1}'),
-        idempotency_key="i",
-    )
+    with_metadata = PointsRequest(member_id, 5, request.occurred_at, "r", '{"basket": 1}')
+    await ledger.issue(partner_id, with_metadata, idempotency_key="i")
     second = await ledger.issue(partner_id, points_request(member_id, 1), idempotency_key="j")
     connection = await asyncpg.connect(dsn)
     try:

@@ -508,5 +508,70 @@ def bench_ledger(seconds: int, workers: int, out: str) -> None:
     click.echo(f"\nwritten to {out}")
 
 
+@bench.command("api")
+@click.option(
+    "--seconds", type=click.IntRange(2, 3600), default=10, show_default=True, help="Per run."
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 512),
+    default=32,
+    show_default=True,
+    help="Concurrent client tasks sending signed requests.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=16,
+    show_default=True,
+    help="Concurrent workers of the ledger service run (and pgbench clients).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default="reports/bench-api.json",
+    show_default=True,
+    help="Where the figures go, as JSON.",
+)
+def bench_api(seconds: int, concurrency: int, workers: int, out: str) -> None:
+    """Signed issues and redeems over HTTP against clearhouse serve --workers 2.
+
+    Beside the ledger service and pgbench TPC-B, measured in the same run. Works in databases
+    of its own (clearhouse_bench_api, clearhouse_pgbench_api), dropped at the end.
+
+    Example: clearhouse bench api --seconds 10 --concurrency 32
+    """
+    from pathlib import Path
+
+    from clearhouse.bench.api import render, run_api_bench, write_report
+    from clearhouse.bench.servers import BenchError
+    from clearhouse.client import AsyncPartnerClient
+
+    client_class = AsyncPartnerClient
+    settings = _settings()
+
+    def progress(message: str) -> None:
+        click.echo(f"... {message}", err=True)
+
+    try:
+        report = asyncio.run(
+            run_api_bench(
+                settings,
+                client_class,
+                concurrency=concurrency,
+                workers=workers,
+                seconds=seconds,
+                progress=progress,
+            )
+        )
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except ClearhouseError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
+    write_report(report, Path(out))
+    click.echo(render(report))
+    click.echo(f"\nwritten to {out}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

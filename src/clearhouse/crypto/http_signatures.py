@@ -9,6 +9,7 @@ freshness window and the nonce store live in ``clearhouse.web.signatures``.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -70,23 +71,14 @@ class ResponseMessage:
 
 
 class _OneKey(HTTPSignatureKeyResolver):
-    def __init__(
-        self,
-        key_id: str,
-        public_key: Ed25519PublicKey | None = None,
-        private_key: Ed25519PrivateKey | None = None,
-    ) -> None:
+    """The one public key a verification may use."""
+
+    def __init__(self, key_id: str, public_key: Ed25519PublicKey) -> None:
         self.key_id = key_id
         self.public_key = public_key
-        self.private_key = private_key
 
     def resolve_public_key(self, key_id: str) -> Ed25519PublicKey | None:
         return self.public_key if key_id == self.key_id else None
-
-    def resolve_private_key(self, key_id: str) -> Ed25519PrivateKey:
-        if key_id != self.key_id or self.private_key is None:
-            raise KeyError(key_id)
-        return self.private_key
 
 
 def parse_dictionary(value: str) -> dict[str, Any]:
@@ -150,11 +142,8 @@ def sign_message(
     created: datetime | None = None,
 ) -> None:
     """Sign ``message`` in place: Signature-Input, Signature, and Content-Digest of ``body``."""
-    signer = HTTPMessageSigner(
-        signature_algorithm=algorithms.ED25519,
-        key_resolver=_OneKey(key_id, private_key=private_key),
-    )
-    signer.sign(
+    signer = HTTPMessageSigner(signature_algorithm=algorithms.ED25519)
+    prepared = signer.prepare(
         message,
         key_id=key_id,
         label=label,
@@ -163,6 +152,11 @@ def sign_message(
         covered_component_ids=tuple(covered),
         body=body,
     )
+    # The package builds the signature base (prepare); writing the two fields ourselves spares
+    # apply() rebuilding that same base to compare it, which halves the cost of a signature.
+    signature = base64.b64encode(private_key.sign(prepared.signature_base)).decode()
+    message.headers["Signature-Input"] = f"{prepared.label}={prepared.signature_params}"
+    message.headers["Signature"] = f"{prepared.label}=:{signature}:"
 
 
 __all__ = [

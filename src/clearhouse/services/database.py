@@ -35,6 +35,10 @@ _UNREACHABLE = (
 )
 
 
+async def _no_reset(connection: asyncpg.Connection) -> None:
+    return None
+
+
 def _dsn(engine: AsyncEngine) -> str:
     return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -62,6 +66,9 @@ class Database:
                         min_size=1,
                         max_size=self._pool_size,
                         server_settings=SERVER_SETTINGS,
+                        # Services never SET, LISTEN, or take session advisory locks, so a
+                        # connection needs no reset on its way back (4 fewer round trips).
+                        reset=_no_reset,
                     )
         return self._pool
 

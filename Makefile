@@ -32,9 +32,10 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests migrations
 	$(BIN)/ruff check --fix src tests migrations
 
+# A sandbox coalition (settable clock, published master key): for trying Clearhouse out.
 serve: $(STAMP)
-	$(BIN)/clearhouse db upgrade
-	$(BIN)/clearhouse serve
+	CLEARHOUSE_SANDBOX=1 $(BIN)/clearhouse db upgrade
+	CLEARHOUSE_SANDBOX=1 $(BIN)/clearhouse serve
 
 bench: $(STAMP)
 	$(BIN)/clearhouse bench ledger

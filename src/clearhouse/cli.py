@@ -93,6 +93,10 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     import uvicorn
 
     settings = _settings()
+    try:
+        settings.require_master_key()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
     uvicorn.run(
         "clearhouse.web.app:app_from_env",
         factory=True,
@@ -297,7 +301,11 @@ def retention_run(as_json: bool) -> None:
 
 
 def _members(database: Database, settings: Settings) -> Members:
-    return Members(database, ContractBook(database), settings.master_key)
+    try:
+        master_key = settings.require_master_key()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return Members(database, ContractBook(database), master_key)
 
 
 @main.group()

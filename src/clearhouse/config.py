@@ -47,16 +47,10 @@ SANDBOX_MASTER_KEY = hashlib.sha256(b"clearhouse sandbox master key: not a secre
 """The master key of sandbox coalitions: public, so never for real members' data."""
 
 
-def _master_key(env: Mapping[str, str], sandbox: bool) -> bytes:
+def _master_key(env: Mapping[str, str], sandbox: bool) -> bytes | None:
     raw = env.get("CLEARHOUSE_MASTER_KEY")
     if not raw:
-        if sandbox:
-            return SANDBOX_MASTER_KEY
-        raise SettingsError(
-            "CLEARHOUSE_MASTER_KEY is required outside sandbox mode "
-            "(32 random bytes in base64: python -c 'import os,base64;"
-            "print(base64.b64encode(os.urandom(32)).decode())')"
-        )
+        return SANDBOX_MASTER_KEY if sandbox else None
     try:
         key = base64.b64decode(raw, validate=True)
     except ValueError as exc:
@@ -90,8 +84,19 @@ class Settings:
     """Request bodies above this are refused (413) before they are read further."""
     signing_key_file: Path
     """The coalition's Ed25519 key (PEM) for response and statement signatures; made if absent."""
-    master_key: bytes = field(repr=False)
-    """AES-256 key that wraps each member's data key (``CLEARHOUSE_MASTER_KEY``, base64)."""
+    master_key: bytes | None = field(repr=False)
+    """AES-256 key that wraps each member's data key (``CLEARHOUSE_MASTER_KEY``, base64);
+    sandbox coalitions have a published default, others must set it (``require_master_key``)."""
+
+    def require_master_key(self) -> bytes:
+        """The master key; refusing to go on without one outside sandbox mode."""
+        if self.master_key is None:
+            raise SettingsError(
+                "CLEARHOUSE_MASTER_KEY is required outside sandbox mode (32 random bytes in "
+                "base64: python -c 'import os,base64;print(base64.b64encode(os.urandom(32))"
+                ".decode())')"
+            )
+        return self.master_key
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

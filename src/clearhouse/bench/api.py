@@ -50,6 +50,7 @@ from clearhouse.bench.ledger import (
     WARMUP_SECONDS,
     Throughput,
     bench_ids,
+    bench_ledger,
     drive,
     pick,
     prepare,
@@ -82,7 +83,6 @@ from clearhouse.config import Settings
 from clearhouse.crypto.ed25519 import load_or_create_private_key, public_bytes
 from clearhouse.services import access
 from clearhouse.services.database import Database
-from clearhouse.services.posting import Ledger
 from clearhouse.storage import ledger as store
 
 API_DATABASE: Final = "clearhouse_bench_api"
@@ -392,7 +392,7 @@ async def _timed_runs(
     progress: Callable[[str], None],
 ) -> _Result:
     """Warm-ups, then API, service, pgbench, service, API: the halves share one centre in time."""
-    service = service_post(Ledger(database), partner_ids, member_ids)
+    service = service_post(bench_ledger(database), partner_ids, member_ids)
     posted = 0
     progress(f"warming up: API and service for {WARMUP_SECONDS:g} s each")
     posted += (

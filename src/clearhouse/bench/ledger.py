@@ -60,7 +60,9 @@ from clearhouse.bench.servers import (
 )
 from clearhouse.config import Settings
 from clearhouse.domain.errors import InsufficientPoints
-from clearhouse.services.coalition import add_partner, enrol_members
+from clearhouse.domain.money import POINTS_PER_ENTRY_MAX
+from clearhouse.services.coalition import enrol_members
+from clearhouse.services.contracts import ContractBook, load_contracts
 from clearhouse.services.database import Database
 from clearhouse.services.posting import Ledger, PointsRequest
 from clearhouse.storage import ledger as store
@@ -71,6 +73,7 @@ __all__ = [
     "LedgerBenchReport",
     "Throughput",
     "bench_ids",
+    "bench_ledger",
     "drive",
     "pick",
     "prepare",
@@ -90,6 +93,8 @@ POINTS_MAX: Final = 100
 ISSUE_SHARE: Final = 0.5
 """The share of issues in the mix; the rest are redeems."""
 WARMUP_SECONDS: Final = 1.0
+BENCH_CONTRACT_VERSION: Final = 1
+BENCH_ZONE: Final = "Europe/Berlin"
 DEFAULT_OUT: Final = Path("reports") / "bench-ledger.json"
 
 GOAL_ONE_PARTNER_OVER_SPREAD: Final = 0.90
@@ -99,7 +104,7 @@ AIM_SERVICE_OVER_BARE: Final = 0.70
 _SQLSTATE_INSUFFICIENT_POINTS: Final = "CH001"
 _BARE_POST: Final = """
 SELECT recorded_at, member_balance_after FROM ledger_post(
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 """
 
 _LABELS: Final = {
@@ -241,11 +246,46 @@ async def prepare(
     """Migrate an empty database, add the partners, enrol and seed the members."""
     progress("migrating, adding partners, enrolling members")
     await upgrade(database.engine)
-    for partner_id in partner_ids:
-        await add_partner(database, partner_id, f"Bench partner {partner_id}")
+    await load_contracts(
+        database,
+        [
+            (f"{partner_id}.v1.toml", bench_contract(partner_id).encode())
+            for partner_id in partner_ids
+        ],
+    )
     await enrol_members(database, member_ids)
     progress(f"seeding {len(member_ids):,} members with {SEED_POINTS:,} points each (issues)")
-    return await _seed(Ledger(database), partner_ids, member_ids, workers)
+    return await _seed(bench_ledger(database), partner_ids, member_ids, workers)
+
+
+def bench_contract(partner_id: str) -> str:
+    """Contract version 1 for a bench partner: in force since 2000, limits out of the way."""
+    return f"""
+partner_id = "{partner_id}"
+version = {BENCH_CONTRACT_VERSION}
+effective_from = "2000-01-01T00:00:00Z"
+legal_name = "Bench partner {partner_id}"
+
+[settlement]
+issue_rate = "0.01"
+redemption_rate = "0.008"
+
+[limits]
+max_points_per_transaction = {SEED_POINTS}
+max_points_per_member_per_day = {POINTS_PER_ENTRY_MAX}
+
+[purposes.accrual]
+legal_basis = "contract"
+fields = ["member.balance"]
+
+[purposes.redemption]
+legal_basis = "contract"
+fields = ["member.balance"]
+"""
+
+
+def bench_ledger(database: Database) -> Ledger:
+    return Ledger(database, ContractBook(database), BENCH_ZONE)
 
 
 async def run_ledger_bench(
@@ -273,7 +313,7 @@ async def run_ledger_bench(
         pool: Any = None
         try:
             seed = await prepare(database, partner_ids, member_ids, workers, progress)
-            ledger = Ledger(database)
+            ledger = bench_ledger(database)
             posted += seed.entries
             pool = await asyncpg.create_pool(
                 server.dsn(BENCH_DATABASE),
@@ -415,7 +455,7 @@ def _bare_post(pool: Any, partner_ids: Sequence[str], member_ids: Sequence[str])
                 member_id,
                 points,
                 delta,
-                None,
+                BENCH_CONTRACT_VERSION,
                 datetime.now(UTC),
                 "bench",
                 None,
@@ -427,6 +467,7 @@ def _bare_post(pool: Any, partner_ids: Sequence[str], member_ids: Sequence[str])
                 None,
                 None,
                 None,
+                BENCH_ZONE,
             )
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == _SQLSTATE_INSUFFICIENT_POINTS:

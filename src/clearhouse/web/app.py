@@ -65,6 +65,7 @@ log = structlog.get_logger("clearhouse.web")
 def create_app(settings: Settings, database: Database | None = None) -> Litestar:
     """The app for ``settings``; a ``database`` given by the caller is used and not disposed."""
     owns_database = database is None
+    master_key = settings.require_master_key()
     coalition_key = CoalitionKey.of(load_or_create_private_key(settings.signing_key_file))
     state = State(
         {
@@ -86,7 +87,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         )
         app_state.contracts = ContractBook(database)
         app_state.ledger = Ledger(database, app_state.contracts, settings.timezone.key)
-        app_state.members = Members(database, app_state.contracts, settings.master_key)
+        app_state.members = Members(database, app_state.contracts, master_key)
 
     if database is not None:
         attach(state, database)

@@ -13,7 +13,10 @@ from zoneinfo import ZoneInfo
 
 from clearhouse.domain.errors import InvalidRequest
 
-PERIOD_PATTERN: Final = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+PERIOD_PATTERN: Final = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])", re.ASCII)
+YEAR_MIN: Final = 1000
+YEAR_MAX: Final = 9998
+"""Periods are written with four digits; the last year leaves room for the month after."""
 
 
 def period_of(recorded_at: datetime, zone: ZoneInfo) -> str:
@@ -25,10 +28,12 @@ def period_of(recorded_at: datetime, zone: ZoneInfo) -> str:
 
 def period_bounds(period: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
     """The UTC instants where ``period`` starts (inclusive) and ends (exclusive)."""
-    match = PERIOD_PATTERN.match(period)
+    match = PERIOD_PATTERN.fullmatch(period)
     if match is None:
         raise InvalidRequest(f"period must be written YYYY-MM, not {period!r}")
     year, month = int(match[1]), int(match[2])
+    if not YEAR_MIN <= year <= YEAR_MAX:
+        raise InvalidRequest(f"period {period} lies outside {YEAR_MIN} to {YEAR_MAX}")
     start = datetime(year, month, 1, tzinfo=zone)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
     return start.astimezone(UTC), end.astimezone(UTC)

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services.builders import unique
+from tests.services.builders import contract_toml, unique
 
 REPO = Path(__file__).resolve().parents[2]
 CLEARHOUSE = str(Path(sys.executable).parent / "clearhouse")
@@ -79,7 +79,9 @@ def test_a_partner_follows_the_quickstart_against_a_real_server(
     environment: dict[str, str], server: str, tmp_path: Path
 ) -> None:
     partner_id, member_id = unique("baeckerei"), unique("m")
-    _cli(environment, "partner", "add", partner_id, "--name", "Bäckerei Schmidt GmbH", cwd=tmp_path)
+    (tmp_path / "contracts").mkdir()
+    (tmp_path / "contracts" / f"{partner_id}.v1.toml").write_text(contract_toml(partner_id))
+    _cli(environment, "contracts", "load", "contracts", cwd=tmp_path)
     _cli(environment, "key", "generate", "keys/baeckerei", cwd=tmp_path)
     added = _cli(environment, "key", "add", partner_id, "keys/baeckerei.pub.pem", cwd=tmp_path)
     key_id = re.search(r"key (\S+) added", added)

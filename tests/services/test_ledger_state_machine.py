@@ -1,7 +1,8 @@
 """The ledger service against a pure-Python model, driven by random sequences of operations.
 
 A Hypothesis state machine issues, redeems, reverses (whole, partial, and reversals that must
-be refused), expires and adjusts across 3 partners and 20 members of its own, on the run's
+be refused), expires, adjusts and erases members' personal data across 3 partners (each with a
+contract in force) and 20 members of its own, on the run's
 real database. After every step the database must satisfy ``invariant_violations`` (over the
 whole ledger, whoever wrote to it) and hold exactly the balances and reversed points of the model.
 
@@ -31,13 +32,22 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from clearhouse.domain.errors import ClearhouseError, InsufficientPoints, InvalidRequest, NotFound
+from clearhouse.config import SANDBOX_MASTER_KEY
+from clearhouse.domain.errors import (
+    ClearhouseError,
+    InsufficientPoints,
+    InvalidRequest,
+    MemberErased,
+    NotFound,
+)
 from clearhouse.domain.ledger import EntryKind
-from clearhouse.services.coalition import add_partner, enrol_members
+from clearhouse.services.coalition import enrol_members
+from clearhouse.services.contracts import ContractBook, load_contracts
 from clearhouse.services.database import Database
-from clearhouse.services.posting import Ledger, PostedEntry
+from clearhouse.services.members import Members
+from clearhouse.services.posting import PostedEntry
 from clearhouse.storage import ledger as store
-from tests.services.builders import points_request, unique
+from tests.services.builders import a_ledger, contract_toml, points_request, unique
 
 PARTNERS = 3
 MEMBERS = 20
@@ -103,7 +113,10 @@ class LedgerMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         try:
             self.database = Database.for_url(self.database_url, pool_size=2)
-            self.ledger = Ledger(self.database)
+            self.ledger = a_ledger(self.database)
+            self.member_service = Members(
+                self.database, ContractBook(self.database), SANDBOX_MASTER_KEY
+            )
             run = unique("sm")
             self.partners = [f"{run}-p{n}" for n in range(PARTNERS)]
             self.members = [f"{run}-m{n}" for n in range(MEMBERS)]
@@ -114,6 +127,7 @@ class LedgerMachine(RuleBasedStateMachine):
             raise
         # The model.
         self.balances = dict.fromkeys(self.members, 0)
+        self.erased: set[str] = set()
         self.originals: dict[UUID, Original] = {}
         self.reversal_partner: dict[UUID, str] = {}
         self.entries = 0
@@ -129,8 +143,10 @@ class LedgerMachine(RuleBasedStateMachine):
             self.loop.close()
 
     async def _open_coalition(self) -> None:
-        for partner in self.partners:
-            await add_partner(self.database, partner, "State Machine GmbH")
+        await load_contracts(
+            self.database,
+            [(f"{partner}.toml", contract_toml(partner).encode()) for partner in self.partners],
+        )
         await enrol_members(self.database, self.members)
 
     def _run(self, awaitable: Awaitable[T]) -> T:
@@ -177,7 +193,9 @@ class LedgerMachine(RuleBasedStateMachine):
         )
 
     def _model(self) -> tuple[object, ...]:
-        return copy.deepcopy((self.balances, self.originals, self.entries, self.idempotency_keys))
+        return copy.deepcopy(
+            (self.balances, self.originals, self.entries, self.idempotency_keys, self.erased)
+        )
 
     def _refused(
         self, error: type[ClearhouseError], request: Callable[[], Awaitable[object]]
@@ -216,15 +234,16 @@ class LedgerMachine(RuleBasedStateMachine):
         return multiple(*(self.issue(*issue) for issue in issues))
 
     @rule(target=issues, partner=partner_indexes, member=member_indexes, points=amounts)
-    def issue(self, partner: int, member: int, points: int) -> UUID:
+    def issue(self, partner: int, member: int, points: int) -> object:
         p, m, key = self.partners[partner], self.members[member], unique("issue")
-        return self._recorded(
-            EntryKind.ISSUE,
-            p,
-            m,
-            points,
-            lambda: self.ledger.issue(p, points_request(m, points), idempotency_key=key),
-        )
+
+        def send() -> Coroutine[Any, Any, PostedEntry]:
+            return self.ledger.issue(p, points_request(m, points), idempotency_key=key)
+
+        if m in self.erased:
+            self._refused(MemberErased, send)
+            return multiple()
+        return self._recorded(EntryKind.ISSUE, p, m, points, send)
 
     @rule(
         target=redeems,
@@ -240,6 +259,9 @@ class LedgerMachine(RuleBasedStateMachine):
         def send() -> Coroutine[Any, Any, PostedEntry]:
             return self.ledger.redeem(p, points_request(m, points), idempotency_key=key)
 
+        if m in self.erased:
+            self._refused(MemberErased, send)
+            return multiple()
         if points > self.balances[m]:
             self._refused(InsufficientPoints, send)
             return multiple()
@@ -378,6 +400,15 @@ class LedgerMachine(RuleBasedStateMachine):
         assert posted.entry.kind is EntryKind.ADJUSTMENT
         assert posted.entry.member_balance_after == self.balances[m]
         return posted.entry.entry_id
+
+    @rule(member=member_indexes)
+    def erase(self, member: int) -> None:
+        """An erasure request: the member's personal data goes, the ledger stays as it was."""
+        m = self.members[member]
+        before = self._run(self._snapshot())
+        self._run(self.member_service.erase(m))
+        self.erased.add(m)
+        assert self._run(self._snapshot()) == before
 
     # --- after every step ------------------------------------------------------------------
 

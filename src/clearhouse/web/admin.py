@@ -33,7 +33,13 @@ from clearhouse.web.schemas import (
 )
 from clearhouse.web.signatures import CoalitionKey
 
-OPERATOR_PROBLEMS: Final = ("invalid_token", "forbidden", "unavailable", "internal_error")
+OPERATOR_PROBLEMS: Final = (
+    "invalid_request",
+    "invalid_token",
+    "forbidden",
+    "unavailable",
+    "internal_error",
+)
 
 
 def _key_out(key: PartnerKeyRow) -> PartnerKey:

@@ -54,8 +54,8 @@ class AuditController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        start: Annotated[str, QueryParameter(query="from")],
-        end: Annotated[str, QueryParameter(query="to")],
+        start: Annotated[str, QueryParameter(name="from")],
+        end: Annotated[str, QueryParameter(name="to")],
     ) -> Response[Any]:
         rows = await state.members.disclosure_log(_instant(start, "from"), _instant(end, "to"))
         table = [

@@ -14,7 +14,7 @@ from clearhouse.services.members import ConsentStatement, Members
 from clearhouse.web.partner import SIGNED_PROBLEMS, WRITE_PROBLEMS, partner_of
 from clearhouse.web.problems import problem_responses
 from clearhouse.web.request_id import request_id_of
-from clearhouse.web.schemas import rfc3339
+from clearhouse.web.schemas import rfc3339, strict_body
 
 IdempotencyKey = Annotated[
     str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=255)
@@ -102,6 +102,7 @@ class MemberController(Controller):
         data_purpose: DataPurpose,
     ) -> Response[Enrolled]:
         _declared(request, Purpose.ENROLMENT)
+        data = await strict_body(request, EnrolmentIn)
         personal = {} if data.personal is None else msgspec.structs.asdict(data.personal)
         enrolment = await _members(request).enrol(
             partner_of(request).partner_id,
@@ -149,6 +150,7 @@ class MemberController(Controller):
         data_purpose: DataPurpose,
     ) -> MemberConsents:
         _declared(request, Purpose.CONSENT_MANAGEMENT)
+        data = await strict_body(request, ConsentsIn)
         history = await _members(request).record_consents(
             partner_of(request).partner_id,
             member_id,

@@ -32,6 +32,7 @@ from clearhouse.web.schemas import (
     ReversalBody,
     entry_out,
     rfc3339,
+    strict_body,
 )
 from clearhouse.web.signatures import VerifiedPartner
 
@@ -96,8 +97,11 @@ def _written(posted: PostedEntry, settings: Settings) -> Response[Entry]:
     )
 
 
-def _points_request(data: PointsBody) -> PointsRequest:
+async def _points_request(request: Request[Any, Any, Any]) -> PointsRequest:
+    data = await strict_body(request, PointsBody)
     metadata = None if data.metadata is None else msgspec.json.encode(data.metadata).decode()
+    if metadata is not None and "\\u0000" in metadata:
+        raise InvalidRequest("metadata must not hold NUL characters")
     return PointsRequest(data.member_id, data.points, data.occurred_at, data.reference, metadata)
 
 
@@ -138,7 +142,7 @@ class TransactionController(Controller):
         settings: Settings = request.app.state.settings
         posted = await _ledger(request).issue(
             partner.partner_id,
-            _points_request(data),
+            await _points_request(request),
             idempotency_key=idempotency_key,
             evidence=_evidence(partner),
         )
@@ -161,7 +165,7 @@ class TransactionController(Controller):
         settings: Settings = request.app.state.settings
         posted = await _ledger(request).redeem(
             partner.partner_id,
-            _points_request(data),
+            await _points_request(request),
             idempotency_key=idempotency_key,
             evidence=_evidence(partner),
         )
@@ -187,11 +191,12 @@ class TransactionController(Controller):
         purpose = PURPOSE_OF_KIND.get(original.kind.value)
         if purpose is not None:
             _require_purpose(request, purpose)
+        body = await strict_body(request, ReversalBody)
         posted = await _ledger(request).reverse(
             partner.partner_id,
             entry_id,
-            points=data.points,
-            reason=data.reason,
+            points=body.points,
+            reason=body.reason,
             idempotency_key=idempotency_key,
             evidence=_evidence(partner),
         )

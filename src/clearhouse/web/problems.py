@@ -83,7 +83,7 @@ class Problem(msgspec.Struct, frozen=True):
 def problem_responses(*codes: str) -> dict[int, ResponseSpec]:
     """OpenAPI responses for the problems an endpoint can answer with, grouped by status."""
     by_status: dict[int, list[str]] = {}
-    for code in codes:
+    for code in dict.fromkeys(codes):
         by_status.setdefault(PROBLEMS[code][0], []).append(code)
     return {
         status: ResponseSpec(

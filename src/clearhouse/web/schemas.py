@@ -6,14 +6,18 @@ Request bodies refuse unknown fields; points are JSON integers, times RFC 3339 U
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import msgspec
+from litestar import Request
 
+from clearhouse.domain.errors import InvalidRequest
 from clearhouse.domain.periods import period_of
 from clearhouse.storage.ledger import EntryRow
+
+T = TypeVar("T")
 
 
 class PointsBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -102,6 +106,17 @@ class ClockIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 class Clock(msgspec.Struct, frozen=True):
     ledger_time: str
+
+
+async def strict_body(request: Request[Any, Any, Any], shape: type[T]) -> T:
+    """The request body decoded strictly: ``"5"`` is not a number, ``1.5`` not an integer.
+
+    Litestar converts bodies leniently; partner input is checked again here, by the same type.
+    """
+    try:
+        return msgspec.json.decode(await request.body(), type=shape)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"the body does not fit: {exc}") from exc
 
 
 def rfc3339(moment: datetime) -> str:

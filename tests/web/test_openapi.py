@@ -1,0 +1,177 @@
+"""The OpenAPI document at /schema: valid OpenAPI 3.1, every partner and operator endpoint,
+each with its problem responses as application/problem+json (SPEC 4.2, 4.4)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.routes import HTTPRoute
+from openapi_spec_validator import validate
+from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+from clearhouse.services.database import Database
+from tests.web.harness import SignedApi, signed_api
+
+SIGNATURE_CODES = (
+    "missing_signature",
+    "invalid_signature",
+    "unknown_key",
+    "stale_signature",
+    "replayed_request",
+    "digest_mismatch",
+)
+PARTNER_READS = {
+    ("get", "/v1/transactions/{entry_id}"),
+    ("get", "/v1/transactions"),
+}
+PARTNER_WRITES = {
+    ("post", "/v1/transactions/issue"),
+    ("post", "/v1/transactions/redeem"),
+    ("post", "/v1/transactions/{entry_id}/reversals"),
+}
+OPERATOR = {
+    ("get", "/v1/admin/partners"),
+    ("post", "/v1/admin/partners"),
+    ("get", "/v1/admin/partners/{partner_id}/keys"),
+    ("post", "/v1/admin/partners/{partner_id}/keys"),
+    ("post", "/v1/admin/keys/{key_id}/revoke"),
+    ("put", "/v1/admin/clock"),
+}
+UNSIGNED = {("get", "/v1/keys"), ("get", "/health"), ("get", "/ready")}
+
+MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+"""A master key for coalitions outside sandbox mode in these tests."""
+
+
+@pytest.fixture
+async def api(database: Database, tmp_path: Path) -> AsyncIterator[SignedApi]:
+    async with signed_api(database, tmp_path) as api:
+        yield api
+
+
+@pytest.fixture
+async def document(api: SignedApi) -> dict[str, Any]:
+    response = await api.client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _operations(document: dict[str, Any]) -> set[tuple[str, str]]:
+    methods = {"get", "put", "post", "delete", "patch"}
+    return {
+        (method, path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in methods
+    }
+
+
+def _responses(document: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    responses: dict[str, Any] = document["paths"][path][method]["responses"]
+    return responses
+
+
+def _codes(response: dict[str, Any]) -> set[str]:
+    return set(re.findall(r"`([a-z_]+)`", response["description"]))
+
+
+def _problem_schema(document: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    schema: dict[str, Any] = response["content"]["application/problem+json"]["schema"]
+    while "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/components/schemas/")
+        schema = document["components"]["schemas"][name]
+    return schema
+
+
+def test_the_document_validates(document: dict[str, Any]) -> None:
+    validate(document)
+    assert document["openapi"].startswith("3.1")
+
+
+def test_the_document_validator_is_not_a_rubber_stamp(document: dict[str, Any]) -> None:
+    broken = {**document, "paths": {"/v1/keys": {"get": {"responses": "none"}}}}
+    with pytest.raises(OpenAPIValidationError, match="responses"):
+        validate(broken)
+
+
+def test_every_partner_and_operator_endpoint_is_listed(document: dict[str, Any]) -> None:
+    listed = _operations(document)
+    assert listed >= PARTNER_READS | PARTNER_WRITES | OPERATOR | UNSIGNED
+
+
+def test_every_route_of_the_app_is_in_the_document(
+    api: SignedApi, document: dict[str, Any]
+) -> None:
+    routes = {
+        (method.lower(), re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path))
+        for route in api.app.routes
+        if isinstance(route, HTTPRoute) and not route.path.startswith("/schema")
+        for method in route.methods
+        if method not in {"OPTIONS", "HEAD"}
+    }
+    assert routes == _operations(document)
+
+
+def test_every_documented_error_is_a_problem(document: dict[str, Any]) -> None:
+    wrong = {
+        f"{method.upper()} {path} {status}"
+        for method, path in PARTNER_READS | PARTNER_WRITES | OPERATOR
+        for status, response in _responses(document, method, path).items()
+        if int(status) >= 400 and set(response.get("content", {})) != {"application/problem+json"}
+    }
+    assert not wrong, f"documented errors that are not application/problem+json: {sorted(wrong)}"
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(PARTNER_READS | PARTNER_WRITES))
+def test_a_partner_endpoint_lists_its_signature_and_request_problems(
+    document: dict[str, Any], method: str, path: str
+) -> None:
+    responses = _responses(document, method, path)
+    assert set(SIGNATURE_CODES) <= _codes(responses["401"])
+    assert "invalid_request" in _codes(responses["400"])
+    assert "purpose_not_permitted" in _codes(responses["403"])
+    assert "unavailable" in _codes(responses["503"])
+    if "{entry_id}" in path:
+        assert "not_found" in _codes(responses["404"])
+    for status in ("400", "401", "403", "503"):
+        schema = _problem_schema(document, responses[status])
+        assert {"type", "title", "status", "detail", "instance", "code"} <= set(schema["required"])
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(PARTNER_WRITES))
+def test_a_partner_write_lists_its_write_problems(
+    document: dict[str, Any], method: str, path: str
+) -> None:
+    responses = _responses(document, method, path)
+    assert {"insufficient_points", "idempotency_key_in_use"} <= _codes(responses["409"])
+    assert "payload_too_large" in _codes(responses["413"])
+    assert "unsupported_media_type" in _codes(responses["415"])
+    assert "idempotency_key_reused" in _codes(responses["422"])
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(OPERATOR))
+def test_an_operator_endpoint_lists_its_token_problems(
+    document: dict[str, Any], method: str, path: str
+) -> None:
+    responses = _responses(document, method, path)
+    assert _codes(responses["401"]) == {"invalid_token"}
+    assert "forbidden" in _codes(responses["403"])
+    assert "unavailable" in _codes(responses["503"])
+
+
+async def test_the_clock_is_not_documented_outside_sandbox_mode(
+    database: Database, tmp_path: Path
+) -> None:
+    async with signed_api(
+        database, tmp_path, CLEARHOUSE_SANDBOX="0", CLEARHOUSE_MASTER_KEY=MASTER_KEY
+    ) as production:
+        document = (await production.client.get("/schema/openapi.json")).json()
+    validate(document)
+    assert "/v1/admin/clock" not in document["paths"]
+    assert OPERATOR - {("put", "/v1/admin/clock")} <= _operations(document)

@@ -15,8 +15,7 @@ from clearhouse.domain.errors import InvalidRequest
 
 PERIOD_PATTERN: Final = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])", re.ASCII)
 YEAR_MIN: Final = 1000
-YEAR_MAX: Final = 9998
-"""Periods are written with four digits; the last year leaves room for the month after."""
+"""Periods are written with four digits, from 1000-01 to 9999-11 (whose month after exists)."""
 
 
 def period_of(recorded_at: datetime, zone: ZoneInfo) -> str:
@@ -32,8 +31,11 @@ def period_bounds(period: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
     if match is None:
         raise InvalidRequest(f"period must be written YYYY-MM, not {period!r}")
     year, month = int(match[1]), int(match[2])
-    if not YEAR_MIN <= year <= YEAR_MAX:
-        raise InvalidRequest(f"period {period} lies outside {YEAR_MIN} to {YEAR_MAX}")
-    start = datetime(year, month, 1, tzinfo=zone)
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
-    return start.astimezone(UTC), end.astimezone(UTC)
+    if year < YEAR_MIN:
+        raise InvalidRequest(f"period {period} lies before {YEAR_MIN}")
+    try:
+        start = datetime(year, month, 1, tzinfo=zone)
+        end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
+        return start.astimezone(UTC), end.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidRequest(f"period {period} lies beyond the calendar") from exc

@@ -10,6 +10,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -86,3 +87,20 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 def dsn(database_url: str) -> str:
     """The test database as a plain DSN, for tests that attack the database with raw SQL."""
     return _dsn(database_url)
+
+
+@asynccontextmanager
+async def fresh_database() -> AsyncIterator[Database]:
+    """A migrated database of its own (for tests that move the sandbox clock or seal periods),
+    dropped afterwards."""
+    server_url = _server_url()
+    name = f"clearhouse_test_{uuid.uuid4().hex[:12]}"
+    await _create_database(server_url, name)
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    database = Database.for_url(url, pool_size=12)
+    try:
+        await upgrade(database.engine)
+        yield database
+    finally:
+        await database.dispose()
+        await _drop_database(server_url, name)

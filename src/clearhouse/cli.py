@@ -13,11 +13,17 @@ from typing import Any, TypeVar
 import click
 
 from clearhouse.config import Settings, SettingsError
-from clearhouse.crypto.ed25519 import load_or_create_private_key, public_bytes, public_pem
+from clearhouse.crypto.ed25519 import (
+    CoalitionKey,
+    load_or_create_private_key,
+    public_bytes,
+    public_pem,
+)
 from clearhouse.domain.contracts import ContractInvalid, contract_json_schema
 from clearhouse.domain.errors import ClearhouseError
 from clearhouse.services import access
 from clearhouse.services.access import Role
+from clearhouse.services.clearing import Clearing, SettlementRefused
 from clearhouse.services.clock import ledger_time, set_ledger_time
 from clearhouse.services.coalition import add_partner, enrol_members
 from clearhouse.services.contracts import ContractBook, LoadReport, load_contracts
@@ -306,6 +312,130 @@ def _members(database: Database, settings: Settings) -> Members:
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
     return Members(database, ContractBook(database), master_key)
+
+
+def _clearing(database: Database, settings: Settings) -> Clearing:
+    key = CoalitionKey.of(load_or_create_private_key(settings.signing_key_file))
+    return Clearing(database, zone=settings.timezone, key=key, coalition=settings.coalition_name)
+
+
+@main.group()
+def period() -> None:
+    """Monthly periods: close them after their end, list them."""
+
+
+@period.command("close")
+@click.argument("month")
+def period_close(month: str) -> None:
+    """Seal a month once it has ended; prints its ledger root.
+
+    Example: clearhouse period close 2026-11
+    """
+    settings = _settings()
+
+    async def _close(database: Database) -> Any:
+        return await _clearing(database, settings).close(month)
+
+    closed = _run(_close)
+    click.echo(f"{closed.period} closed: {closed.entry_count} entries, root {closed.root.hex()}")
+
+
+@period.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+def period_list(as_json: bool) -> None:
+    """Closed and settled periods with their roots.
+
+    Example: clearhouse period list
+    """
+    settings = _settings()
+
+    async def _list(database: Database) -> Any:
+        return await _clearing(database, settings).periods()
+
+    rows = [
+        {
+            "period": p.period,
+            "status": p.status,
+            "entries": p.entry_count,
+            "root": p.root.hex(),
+            "closed_at": p.closed_at.isoformat(),
+        }
+        for p in _run(_list)
+    ]
+    _emit(rows, as_json, "Periods")
+
+
+@main.command()
+@click.argument("month")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write each statement's JSON and workbook into this folder.",
+)
+def settle(month: str, out: Path | None) -> None:
+    """Close (if need be) and settle a month: net, post, state and sign; idempotent.
+
+    Example: clearhouse settle 2026-11 --out reports/2026-11
+    """
+    settings = _settings()
+
+    async def _settle(database: Database) -> Any:
+        clearing = _clearing(database, settings)
+        settlement = await clearing.settle(month)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            for statement in settlement.statements:
+                (out / f"{statement.party}.json").write_text(
+                    json.dumps(statement.with_integrity(), indent=2, sort_keys=True) + "\n"
+                )
+                with (out / f"{statement.party}.xlsx").open("wb") as workbook:
+                    await clearing.write_workbook(month, statement.party, workbook)
+        return settlement
+
+    try:
+        settlement = _run(_settle)
+    except SettlementRefused as refused:
+        for problem in refused.problems:
+            click.echo(problem, err=True)
+        raise click.ClickException("the settlement does not add up; nothing written") from None
+    verb = "settled" if settlement.settled_now else "was settled before"
+    click.echo(f"{month} {verb}; root {settlement.period.root.hex()}")
+    rows = [
+        {
+            "party": s.party,
+            "net": s.body().get("net", s.body().get("coalition_margin")),
+            "direction": s.body().get("direction", "margin"),
+            "sha256": s.sha256.hex()[:16],
+        }
+        for s in settlement.statements
+    ]
+    _emit(rows, False, f"Statements {month}")
+
+
+@main.group()
+def audit() -> None:
+    """Checks an auditor can run."""
+
+
+@audit.command("verify")
+@click.option("--period", "month", default=None, help="Only this period (YYYY-MM).")
+def audit_verify(month: str | None) -> None:
+    """Recompute ledger roots, statement hashes and signatures; name what does not match.
+
+    Example: clearhouse audit verify --period 2026-11
+    """
+    settings = _settings()
+
+    async def _verify(database: Database) -> list[str]:
+        return await _clearing(database, settings).verify(month)
+
+    problems = _run(_verify)
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) found")
+    click.echo("every ledger root, statement hash and signature verifies")
 
 
 @main.group()

@@ -84,6 +84,8 @@ class Settings:
     """Request bodies above this are refused (413) before they are read further."""
     signing_key_file: Path
     """The coalition's Ed25519 key (PEM) for response and statement signatures; made if absent."""
+    coalition_name: str
+    """The coalition's name as statements show it."""
     master_key: bytes | None = field(repr=False)
     """AES-256 key that wraps each member's data key (``CLEARHOUSE_MASTER_KEY``, base64);
     sandbox coalitions have a published default, others must set it (``require_master_key``)."""
@@ -133,5 +135,6 @@ class Settings:
                 env.get("CLEARHOUSE_SIGNING_KEY_FILE")
                 or Path(env.get("CLEARHOUSE_DATA_DIR", ".clearhouse")) / "coalition-signing-key.pem"
             ).resolve(),
+            coalition_name=env.get("CLEARHOUSE_COALITION_NAME", "Clearhouse coalition"),
             master_key=master_key,
         )

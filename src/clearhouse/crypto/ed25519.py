@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -95,3 +96,22 @@ def verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
     except InvalidSignature:
         return False
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class CoalitionKey:
+    """The coalition's signing key: receipts of responses, and statements."""
+
+    key_id: str
+    private_key: Ed25519PrivateKey
+
+    @classmethod
+    def of(cls, private_key: Ed25519PrivateKey) -> CoalitionKey:
+        return cls(f"coalition-{key_fingerprint(public_bytes(private_key))}", private_key)
+
+    @property
+    def public_key(self) -> bytes:
+        return public_bytes(self.private_key)
+
+    def sign(self, message: bytes) -> bytes:
+        return self.private_key.sign(message)

@@ -14,6 +14,8 @@ The tree::
     ├── ConsentRequired        consent_required: the purpose needs the member's consent
     ├── IdempotencyKeyReused   idempotency_key_reused: same key, different request
     ├── IdempotencyKeyInUse    idempotency_key_in_use: same key, still being processed
+    ├── PeriodNotEnded         period_not_ended: the month has not ended (or an earlier one is open)
+    ├── PeriodClosed           period_closed: nothing lands in a closed period any more
     ├── ClockNotSettable       forbidden: the ledger clock moves only in sandbox mode
     └── Unavailable            unavailable: the database cannot be reached; nothing was written
 
@@ -76,6 +78,14 @@ class IdempotencyKeyReused(ClearhouseError):
 
 class IdempotencyKeyInUse(ClearhouseError):
     code = "idempotency_key_in_use"
+
+
+class PeriodNotEnded(ClearhouseError):
+    code = "period_not_ended"
+
+
+class PeriodClosed(ClearhouseError):
+    code = "period_closed"
 
 
 class ClockNotSettable(ClearhouseError):

@@ -262,3 +262,19 @@ def reverse_entry(original: RecordedEntry, points: int | None = None) -> EntryDr
         delta,
         original.entry_id,
     )
+
+
+def settle_partner(partner_id: str, net: Decimal, currency: str) -> EntryDraft:
+    """The money a period leaves between a partner and the coalition, in the ledger.
+
+    ``net`` > 0: the coalition owes the partner (credit ``partner:p:settlement``); < 0: the
+    partner owes the coalition.
+    """
+    if not net:
+        raise InvalidRequest("nothing to settle")
+    postings = (
+        Posting(partner_settlement_account(partner_id), currency, net),
+        Posting(COALITION_SETTLEMENT_ACCOUNT, currency, -net),
+    )
+    assert_balanced(postings)
+    return EntryDraft(EntryKind.SETTLEMENT, partner_id, None, 0, postings, 0)

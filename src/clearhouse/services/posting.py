@@ -28,6 +28,7 @@ from clearhouse.domain.errors import (
     LimitExceeded,
     MemberErased,
     NotFound,
+    PeriodClosed,
     PurposeNotPermitted,
     UnknownMember,
 )
@@ -80,6 +81,7 @@ _SQLSTATE_ERRORS: Mapping[str, type[ClearhouseError]] = {
     store.SQLSTATE_LIMIT_PER_TRANSACTION: LimitExceeded,
     store.SQLSTATE_LIMIT_PER_DAY: LimitExceeded,
     store.SQLSTATE_MEMBER_ERASED: MemberErased,
+    store.SQLSTATE_PERIOD_CLOSED: PeriodClosed,
     store.SQLSTATE_INSUFFICIENT_POINTS: InsufficientPoints,
     store.SQLSTATE_UNKNOWN_MEMBER: UnknownMember,
     store.SQLSTATE_REVERSAL_EXCEEDS_REMAINING: InsufficientPoints,

@@ -289,3 +289,31 @@ disclosures = Table(
     Index("disclosures_member", "member_id", "disclosed_at"),
     Index("disclosures_time", "disclosed_at"),
 )
+
+periods = Table(
+    "periods",
+    metadata,
+    Column("period", Text, primary_key=True),
+    Column("status", Text, nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=False),
+    Column("entry_count", BigInteger, nullable=False),
+    Column("tree_head", LargeBinary, nullable=False),
+    Column("previous_root", LargeBinary, nullable=False),
+    Column("root", LargeBinary, nullable=False),
+    Column("settled_at", DateTime(timezone=True)),
+)
+
+statements = Table(
+    "statements",
+    metadata,
+    Column("period", Text, ForeignKey("periods.period"), nullable=False),
+    Column("party", Text, nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("document", LargeBinary, nullable=False),
+    Column("sha256", LargeBinary, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("key_id", Text, nullable=False),
+    PrimaryKeyConstraint("period", "party"),
+)

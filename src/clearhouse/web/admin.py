@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from clearhouse.config import Settings
+from clearhouse.crypto.ed25519 import CoalitionKey
 from clearhouse.domain.contracts import ContractInvalid
 from clearhouse.domain.errors import InvalidRequest
 from clearhouse.services import access
@@ -31,7 +32,6 @@ from clearhouse.web.schemas import (
     PublicKeys,
     rfc3339,
 )
-from clearhouse.web.signatures import CoalitionKey
 
 OPERATOR_PROBLEMS: Final = (
     "invalid_request",

@@ -17,9 +17,10 @@ from litestar.openapi import OpenAPIConfig
 
 from clearhouse import __version__
 from clearhouse.config import Settings
-from clearhouse.crypto.ed25519 import load_or_create_private_key
+from clearhouse.crypto.ed25519 import CoalitionKey, load_or_create_private_key
 from clearhouse.domain.errors import ClearhouseError
 from clearhouse.services import access
+from clearhouse.services.clearing import Clearing
 from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
 from clearhouse.services.members import Members
@@ -33,12 +34,17 @@ from clearhouse.web.admin import (
     coalition_keys,
 )
 from clearhouse.web.audit import AuditController
+from clearhouse.web.clearing import (
+    AuditStatementController,
+    PeriodAdminController,
+    StatementController,
+)
 from clearhouse.web.health import HealthController
 from clearhouse.web.members import MemberController
 from clearhouse.web.partner import TransactionController
 from clearhouse.web.problems import exception_handlers, problem_plugin
 from clearhouse.web.request_id import RequestIdMiddleware
-from clearhouse.web.signatures import CoalitionKey, PartnerSignatureMiddleware, SignatureVerifier
+from clearhouse.web.signatures import PartnerSignatureMiddleware, SignatureVerifier
 
 
 def configure_logging(level: str) -> None:
@@ -76,6 +82,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
             "contracts": None,
             "ledger": None,
             "members": None,
+            "clearing": None,
         }
     )
 
@@ -88,6 +95,9 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         app_state.contracts = ContractBook(database)
         app_state.ledger = Ledger(database, app_state.contracts, settings.timezone.key)
         app_state.members = Members(database, app_state.contracts, master_key)
+        app_state.clearing = Clearing(
+            database, zone=settings.timezone, key=coalition_key, coalition=settings.coalition_name
+        )
 
     if database is not None:
         attach(state, database)
@@ -116,7 +126,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
 
     partner_api = Router(
         path="/",
-        route_handlers=[TransactionController, MemberController],
+        route_handlers=[TransactionController, MemberController, StatementController],
         middleware=[PartnerSignatureMiddleware(settings.body_max_bytes)],
     )
     operator_api: list[Any] = [
@@ -124,6 +134,8 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         ContractAdminController,
         MemberAdminController,
         AuditController,
+        PeriodAdminController,
+        AuditStatementController,
     ]
     if settings.sandbox:
         operator_api.append(ClockController)

@@ -77,7 +77,7 @@ def partner_of(request: Request[Any, Any, Any]) -> VerifiedPartner:
     return partner
 
 
-def _require_purpose(request: Request[Any, Any, Any], purpose: str) -> VerifiedPartner:
+def require_purpose(request: Request[Any, Any, Any], purpose: str) -> VerifiedPartner:
     partner = partner_of(request)
     if partner.data_purpose != purpose:
         raise PurposeNotPermitted(f"this endpoint serves the purpose {purpose!r} (Data-Purpose)")
@@ -138,7 +138,7 @@ class TransactionController(Controller):
         idempotency_key: IdempotencyKey,
         data_purpose: DataPurpose,
     ) -> Response[Entry]:
-        partner = _require_purpose(request, "accrual")
+        partner = require_purpose(request, "accrual")
         settings: Settings = request.app.state.settings
         posted = await _ledger(request).issue(
             partner.partner_id,
@@ -161,7 +161,7 @@ class TransactionController(Controller):
         idempotency_key: IdempotencyKey,
         data_purpose: DataPurpose,
     ) -> Response[Entry]:
-        partner = _require_purpose(request, "redemption")
+        partner = require_purpose(request, "redemption")
         settings: Settings = request.app.state.settings
         posted = await _ledger(request).redeem(
             partner.partner_id,
@@ -190,7 +190,7 @@ class TransactionController(Controller):
         original = await _own_entry(database, partner.partner_id, entry_id)
         purpose = PURPOSE_OF_KIND.get(original.kind.value)
         if purpose is not None:
-            _require_purpose(request, purpose)
+            require_purpose(request, purpose)
         body = await strict_body(request, ReversalBody)
         posted = await _ledger(request).reverse(
             partner.partner_id,
@@ -210,7 +210,7 @@ class TransactionController(Controller):
     async def read(
         self, request: Request[Any, Any, Any], entry_id: FromPath[UUID], data_purpose: DataPurpose
     ) -> Entry:
-        partner = _require_purpose(request, "settlement")
+        partner = require_purpose(request, "settlement")
         settings: Settings = request.app.state.settings
         entry = await _own_entry(request.app.state.database, partner.partner_id, entry_id)
         return entry_out(entry, settings.timezone, with_balance=False)
@@ -228,7 +228,7 @@ class TransactionController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=PAGE_LIMIT_MAX)] = 100,
         cursor: Annotated[str | None, QueryParameter()] = None,
     ) -> EntryPage:
-        partner = _require_purpose(request, "settlement")
+        partner = require_purpose(request, "settlement")
         settings: Settings = request.app.state.settings
         start, end = period_bounds(period, settings.timezone)
         after = None if cursor is None else _decode_cursor(cursor)

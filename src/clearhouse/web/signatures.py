@@ -29,7 +29,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import http_sf
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import (
@@ -44,7 +43,7 @@ from litestar.types import (
     Send,
 )
 
-from clearhouse.crypto.ed25519 import key_fingerprint, public_bytes
+from clearhouse.crypto.ed25519 import CoalitionKey
 from clearhouse.crypto.http_signatures import (
     HeaderFields,
     InvalidSignature,
@@ -83,22 +82,6 @@ class SignatureProblem(ClearhouseError):
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)
         self.code = code
-
-
-@dataclass(frozen=True, slots=True)
-class CoalitionKey:
-    """The coalition's signing key: responses now, statements later."""
-
-    key_id: str
-    private_key: Ed25519PrivateKey
-
-    @classmethod
-    def of(cls, private_key: Ed25519PrivateKey) -> CoalitionKey:
-        return cls(f"coalition-{key_fingerprint(public_bytes(private_key))}", private_key)
-
-    @property
-    def public_key(self) -> bytes:
-        return public_bytes(self.private_key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,295 @@
+"""Closing and settling a period, reading its statements, and verifying it all again.
+
+``close`` seals a month once it has ended in the coalition's time zone: it takes the period's
+lock exclusively (waiting for entries in flight; postings hold it shared, so they never queue on
+one another), records the period, and computes its ledger root from the canonical entries.
+``settle`` nets the period from one aggregate query, refuses if anything does not add up, and
+otherwise — in the same transaction — posts one money entry per partner, stores the signed
+statements and marks the period settled. Run twice, it returns the stored statements; killed
+half way, it wrote nothing and runs again from the start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+from uuid import uuid4
+from zoneinfo import ZoneInfo
+
+from clearhouse.crypto.ed25519 import CoalitionKey
+from clearhouse.domain import merkle
+from clearhouse.domain.contracts import ContractVersion
+from clearhouse.domain.errors import ClearhouseError, NotFound, PeriodNotEnded
+from clearhouse.domain.ledger import partner_settlement_account, settle_partner
+from clearhouse.domain.netting import check_settlement, coalition_margin, net_partner
+from clearhouse.domain.periods import period_bounds, period_of
+from clearhouse.services.database import Database
+from clearhouse.statements.documents import (
+    COALITION_PARTY,
+    SignedStatement,
+    coalition_document,
+    partner_document,
+    sign_statement,
+    statement_problems,
+)
+from clearhouse.statements.workbook import write_statement_workbook
+from clearhouse.storage import clearing as store
+from clearhouse.storage import contracts as contract_store
+from clearhouse.storage import ledger as ledger_store
+from clearhouse.storage.clearing import PeriodRow, StatementRow
+from clearhouse.storage.ledger import Evidence
+
+
+class SettlementRefused(ClearhouseError):
+    """The period does not add up; nothing was written. ``problems`` says every reason."""
+
+    code = "internal_error"
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("the settlement does not add up: " + "; ".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    period: PeriodRow
+    statements: list[SignedStatement]
+    settled_now: bool
+
+
+def _signed(row: StatementRow) -> SignedStatement:
+    return SignedStatement(
+        row.party, row.sequence, row.document, row.sha256, row.signature, row.key_id
+    )
+
+
+class Clearing:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        zone: ZoneInfo,
+        key: CoalitionKey,
+        coalition: str = "Clearhouse coalition",
+    ) -> None:
+        self._database = database
+        self._zone = zone
+        self._key = key
+        self._coalition = coalition
+
+    async def close(self, period: str) -> PeriodRow:
+        """Seal ``period``; closing a closed period returns it as it was sealed."""
+        async with self._database.transaction() as connection:
+            return await self._close(connection, period)
+
+    async def _close(self, connection: Any, period: str) -> PeriodRow:
+        start, end = period_bounds(period, self._zone)
+        existing = await store.fetch_period(connection, period)
+        if existing is not None:
+            return existing
+        now = await ledger_store.ledger_now(connection)
+        if now < end:
+            raise PeriodNotEnded(f"{period} ends at {end.isoformat()}; it is {now.isoformat()}")
+        previous = await store.previous_period(connection, period)
+        unsealed_from = None if previous is None else previous.ends_at
+        earlier = await store.first_entry_between(connection, unsealed_from, start)
+        if earlier is not None:
+            raise PeriodNotEnded(
+                f"close {period_of(earlier, self._zone)} first: periods are sealed in order"
+            )
+        await store.lock_period(connection, period)
+        tree = merkle.TreeBuilder()
+        async for leaf in store.canonical_entries(connection, start, end):
+            tree.add(leaf)
+        head = tree.head()
+        previous_root = merkle.FIRST_PREVIOUS_ROOT if previous is None else previous.root
+        row = PeriodRow(
+            period=period,
+            status="closed",
+            starts_at=start,
+            ends_at=end,
+            closed_at=now,
+            entry_count=tree.size,
+            tree_head=head,
+            previous_root=previous_root,
+            root=merkle.period_root(previous_root, head),
+            settled_at=None,
+        )
+        await store.insert_period(connection, row)
+        return row
+
+    async def settle(self, period: str) -> Settlement:
+        """Close if need be, net, check, post, state and sign; once."""
+        async with self._database.transaction() as connection:
+            closed = await self._close(connection, period)
+            await connection.execute("SELECT 1 FROM periods WHERE period = $1 FOR UPDATE", period)
+            closed = await store.fetch_period(connection, period) or closed
+            if closed.status == "settled":
+                rows = await store.fetch_statements(connection, period)
+                return Settlement(closed, [_signed(r) for r in rows], settled_now=False)
+            statements = await self._settle(connection, closed)
+            await store.mark_settled(connection, period)
+            settled = await store.fetch_period(connection, period)
+            assert settled is not None
+        return Settlement(settled, statements, settled_now=True)
+
+    async def _settle(self, connection: Any, closed: PeriodRow) -> list[SignedStatement]:
+        period = closed.period
+        aggregates = await store.partner_aggregates(connection, closed.starts_at, closed.ends_at)
+        roll_forward = await store.points_roll_forward(connection, closed.starts_at, closed.ends_at)
+        partner_ids = sorted({a.partner_id for a in aggregates})
+        versions: dict[str, list[ContractVersion]] = {
+            p: await contract_store.partner_versions(connection, p) for p in partner_ids
+        }
+        nets = [
+            net_partner(
+                p,
+                [a for a in aggregates if a.partner_id == p],
+                {v.version: v for v in versions[p]},
+            )
+            for p in partner_ids
+        ]
+        margin = coalition_margin(nets)
+        problems = check_settlement(nets, margin, roll_forward)
+        if problems:
+            raise SettlementRefused(problems)
+        positions = await store.settlement_positions(
+            connection, [partner_settlement_account(p) for p in partner_ids]
+        )
+        now = await ledger_store.ledger_now(connection)
+        currency = "EUR"
+        statements: list[SignedStatement] = []
+        for net in nets:
+            legal_name = versions[net.partner_id][-1].legal_name
+            currency = versions[net.partner_id][-1].currency
+            if net.net:
+                await ledger_store.record_entry(
+                    connection,
+                    uuid4(),
+                    settle_partner(net.partner_id, net.net, currency),
+                    contract_version=None,
+                    occurred_at=closed.ends_at,
+                    reference=f"settlement {period}",
+                    idempotency_key=f"settlement:{period}",
+                    request_sha256=closed.root,
+                    evidence=Evidence(),
+                    zone=self._zone.key,
+                )
+            document = partner_document(
+                period=period,
+                sequence=await store.statement_sequence(connection, net.partner_id),
+                coalition=self._coalition,
+                net=net,
+                legal_name=legal_name,
+                currency=currency,
+                versions=versions[net.partner_id],
+                entries=sum(a.entries for a in aggregates if a.partner_id == net.partner_id),
+                ledger_root=closed.root,
+                generated_at=now,
+                opening_position=positions[partner_settlement_account(net.partner_id)],
+            )
+            statements.append(
+                sign_statement(net.partner_id, document["sequence"], document, self._key)
+            )
+        sequence = await store.statement_sequence(connection, COALITION_PARTY)
+        document = coalition_document(
+            period=period,
+            sequence=sequence,
+            coalition=self._coalition,
+            currency=currency,
+            nets=nets,
+            legal_names={p: versions[p][-1].legal_name for p in partner_ids},
+            margin=margin,
+            roll_forward=roll_forward,
+            ledger_root=closed.root,
+            generated_at=now,
+        )
+        statements.append(sign_statement(COALITION_PARTY, sequence, document, self._key))
+        for statement in statements:
+            await store.insert_statement(
+                connection,
+                StatementRow(
+                    period,
+                    statement.party,
+                    statement.sequence,
+                    statement.document,
+                    statement.sha256,
+                    statement.signature,
+                    statement.key_id,
+                ),
+            )
+        return sorted(statements, key=lambda st: st.party)
+
+    async def statement(self, period: str, party: str) -> SignedStatement:
+        async with self._database.driver_connection() as connection:
+            rows = await store.fetch_statements(connection, period, party)
+        if not rows:
+            raise NotFound(f"no statement of {party} for {period} (is it settled?)")
+        return _signed(rows[0])
+
+    async def write_workbook(self, period: str, party: str, out: BinaryIO) -> None:
+        """The workbook of one statement (a partner's, or the coalition's), streamed to ``out``."""
+        statement = await self.statement(period, party)
+        others = [] if party != COALITION_PARTY else await self.statements(period)
+        async with self._database.transaction() as connection:
+            closed = await store.fetch_period(connection, period)
+            assert closed is not None
+            rows = store.statement_entries(
+                connection,
+                closed.starts_at,
+                closed.ends_at,
+                None if party == COALITION_PARTY else party,
+            )
+            await write_statement_workbook(
+                statement, [o for o in others if o.party != COALITION_PARTY], rows, out
+            )
+
+    async def statements(self, period: str) -> list[SignedStatement]:
+        async with self._database.driver_connection() as connection:
+            return [_signed(r) for r in await store.fetch_statements(connection, period)]
+
+    async def canonical_entries(self, period: str) -> AsyncIterator[bytes]:
+        """A closed period's canonical entries in root order (JSON Lines for auditors)."""
+        async with self._database.transaction() as connection:
+            closed = await store.fetch_period(connection, period)
+            if closed is None:
+                raise NotFound(f"{period} is not closed")
+            async for line in store.canonical_entries(connection, closed.starts_at, closed.ends_at):
+                yield line
+
+    async def periods(self) -> list[PeriodRow]:
+        async with self._database.driver_connection() as connection:
+            return await store.fetch_periods(connection)
+
+    async def verify(self, period: str | None = None) -> list[str]:
+        """Recompute every closed period's root and check every statement; list what differs."""
+        problems: list[str] = []
+        async with self._database.transaction() as connection:
+            rows = await store.fetch_periods(connection)
+            previous_root = merkle.FIRST_PREVIOUS_ROOT
+            for row in rows:
+                tree = merkle.TreeBuilder()
+                async for leaf in store.canonical_entries(connection, row.starts_at, row.ends_at):
+                    tree.add(leaf)
+                root = merkle.period_root(previous_root, tree.head())
+                checked = period is None or row.period == period
+                if checked and tree.size != row.entry_count:
+                    problems.append(
+                        f"period {row.period}: {tree.size} entries now, {row.entry_count} sealed"
+                    )
+                if checked and root != row.root:
+                    problems.append(f"period {row.period}: the ledger root does not match")
+                if checked and row.previous_root != previous_root:
+                    problems.append(f"period {row.period}: the chain to the previous root breaks")
+                previous_root = row.root
+                if not checked:
+                    continue
+                for statement in await store.fetch_statements(connection, row.period):
+                    problems.extend(
+                        f"period {row.period}: {p}"
+                        for p in statement_problems(
+                            _signed(statement), self._key.public_key, row.root
+                        )
+                    )
+        return problems

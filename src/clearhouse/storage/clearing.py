@@ -1,0 +1,352 @@
+"""The queries of clearing: a period's entries in root order, its aggregates, periods and
+statements as stored. Set-based: one statement per figure, never a query per entry."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+
+from clearhouse.domain.canonical import canonical_entry
+from clearhouse.domain.netting import Aggregate, LineKind, PointsRollForward
+
+PERIOD_LOCK_CLASS = 1128812
+"""The advisory lock class of periods (``period_lock_class()`` in the migrations)."""
+FETCH_BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodRow:
+    period: str
+    status: str
+    starts_at: datetime
+    ends_at: datetime
+    closed_at: datetime
+    entry_count: int
+    tree_head: bytes
+    previous_root: bytes
+    root: bytes
+    settled_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatementRow:
+    period: str
+    party: str
+    sequence: int
+    document: bytes
+    sha256: bytes
+    signature: bytes
+    key_id: str
+
+
+_PERIOD_COLUMNS = """
+    period, status, starts_at, ends_at, closed_at, entry_count, tree_head, previous_root, root,
+    settled_at
+"""
+
+
+def _period(row: asyncpg.Record) -> PeriodRow:
+    return PeriodRow(
+        period=row["period"],
+        status=row["status"],
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        closed_at=row["closed_at"],
+        entry_count=int(row["entry_count"]),
+        tree_head=bytes(row["tree_head"]),
+        previous_root=bytes(row["previous_root"]),
+        root=bytes(row["root"]),
+        settled_at=row["settled_at"],
+    )
+
+
+async def lock_period(connection: asyncpg.Connection, period: str) -> None:
+    """Wait for every entry in flight in ``period`` and keep new ones out until commit."""
+    await connection.execute(
+        "SELECT pg_advisory_xact_lock($1, $2)", PERIOD_LOCK_CLASS, int(period.replace("-", ""))
+    )
+
+
+async def fetch_period(connection: asyncpg.Connection, period: str) -> PeriodRow | None:
+    row = await connection.fetchrow(
+        f"SELECT {_PERIOD_COLUMNS} FROM periods WHERE period = $1", period
+    )
+    return None if row is None else _period(row)
+
+
+async def fetch_periods(connection: asyncpg.Connection) -> list[PeriodRow]:
+    rows = await connection.fetch(f"SELECT {_PERIOD_COLUMNS} FROM periods ORDER BY period")
+    return [_period(row) for row in rows]
+
+
+async def previous_period(connection: asyncpg.Connection, period: str) -> PeriodRow | None:
+    row = await connection.fetchrow(
+        f"SELECT {_PERIOD_COLUMNS} FROM periods WHERE period < $1 ORDER BY period DESC LIMIT 1",
+        period,
+    )
+    return None if row is None else _period(row)
+
+
+async def first_entry_between(
+    connection: asyncpg.Connection, start: datetime | None, end: datetime
+) -> datetime | None:
+    """The first ``recorded_at`` in ``[start, end)`` (from the beginning when ``start`` is None)."""
+    value = await connection.fetchval(
+        """
+        SELECT min(recorded_at) FROM entries
+         WHERE ($1::timestamptz IS NULL OR recorded_at >= $1) AND recorded_at < $2
+        """,
+        start,
+        end,
+    )
+    return value if isinstance(value, datetime) else None
+
+
+async def insert_period(connection: asyncpg.Connection, row: PeriodRow) -> None:
+    await connection.execute(
+        f"INSERT INTO periods ({_PERIOD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        row.period,
+        row.status,
+        row.starts_at,
+        row.ends_at,
+        row.closed_at,
+        row.entry_count,
+        row.tree_head,
+        row.previous_root,
+        row.root,
+        row.settled_at,
+    )
+
+
+async def mark_settled(connection: asyncpg.Connection, period: str) -> None:
+    await connection.execute(
+        "UPDATE periods SET status = 'settled', settled_at = ledger_now() WHERE period = $1",
+        period,
+    )
+
+
+async def canonical_entries(
+    connection: asyncpg.Connection, start: datetime, end: datetime
+) -> AsyncIterator[bytes]:
+    """The period's entries as canonical JSON, in ``(recorded_at, entry_id)`` order.
+
+    Streams through a server-side cursor (the caller holds a transaction), so memory stays
+    flat however many entries the period has.
+    """
+    cursor = connection.cursor(
+        """
+        SELECT e.entry_id, e.kind, e.partner_id, e.member_id, e.points, e.contract_version,
+               e.occurred_at, e.recorded_at, e.reference, e.reversal_of, e.signature_input,
+               e.signature, e.content_digest,
+               (SELECT array_agg(ROW(p.account, p.asset, p.amount)) FROM postings p
+                 WHERE p.entry_id = e.entry_id) AS postings
+          FROM entries e
+         WHERE e.recorded_at >= $1 AND e.recorded_at < $2
+         ORDER BY e.recorded_at, e.entry_id
+        """,
+        start,
+        end,
+        prefetch=FETCH_BATCH,
+    )
+    async for row in cursor:
+        yield canonical_entry(
+            entry_id=row["entry_id"],
+            kind=row["kind"],
+            partner_id=row["partner_id"],
+            member_id=row["member_id"],
+            points=row["points"],
+            postings=[(a, s, int(m) if s == "PTS" else m) for a, s, m in row["postings"]],
+            contract_version=row["contract_version"],
+            occurred_at=row["occurred_at"],
+            recorded_at=row["recorded_at"],
+            reference=row["reference"],
+            reversal_of=row["reversal_of"],
+            signature_input=row["signature_input"],
+            signature=row["signature"],
+            content_digest=row["content_digest"],
+        )
+
+
+async def partner_aggregates(
+    connection: asyncpg.Connection, start: datetime, end: datetime
+) -> list[Aggregate]:
+    """Per partner, contract version and kind: points, reversed points and entries."""
+    rows = await connection.fetch(
+        """
+        SELECT e.partner_id, e.contract_version,
+               CASE coalesce(o.kind, e.kind) WHEN 'issue' THEN 'issue' ELSE 'redemption' END
+                   AS kind,
+               coalesce(sum(e.points) FILTER (WHERE e.kind <> 'reversal'), 0) AS points,
+               coalesce(sum(e.points) FILTER (WHERE e.kind = 'reversal'), 0) AS reversed,
+               count(*) AS entries
+          FROM entries e
+          LEFT JOIN entries o ON o.entry_id = e.reversal_of
+         WHERE e.recorded_at >= $1 AND e.recorded_at < $2
+           AND e.kind IN ('issue', 'redeem', 'reversal')
+         GROUP BY 1, 2, 3
+         ORDER BY 1, 2, 3
+        """,
+        start,
+        end,
+    )
+    return [
+        Aggregate(
+            partner_id=r["partner_id"],
+            contract_version=r["contract_version"],
+            kind=LineKind(r["kind"]),
+            points=int(r["points"]),
+            reversed_points=int(r["reversed"]),
+            entries=int(r["entries"]),
+        )
+        for r in rows
+    ]
+
+
+async def points_roll_forward(
+    connection: asyncpg.Connection, start: datetime, end: datetime
+) -> PointsRollForward:
+    """Outstanding member points at the start and the cut-off, and what moved them between."""
+    row = await connection.fetchrow(
+        """
+        SELECT
+          coalesce(sum(p.amount) FILTER (WHERE e.recorded_at < $1), 0) AS opening,
+          coalesce(sum(p.amount), 0) AS closing,
+          coalesce(sum(p.amount) FILTER (WHERE e.recorded_at >= $1
+              AND coalesce(o.kind, e.kind) = 'issue'), 0) AS issued,
+          coalesce(-sum(p.amount) FILTER (WHERE e.recorded_at >= $1
+              AND coalesce(o.kind, e.kind) = 'redeem'), 0) AS redeemed,
+          coalesce(-sum(p.amount) FILTER (WHERE e.recorded_at >= $1
+              AND e.kind = 'expiry'), 0) AS expired,
+          coalesce(sum(p.amount) FILTER (WHERE e.recorded_at >= $1
+              AND e.kind = 'adjustment'), 0) AS adjusted
+          FROM postings p
+          JOIN entries e ON e.entry_id = p.entry_id
+          LEFT JOIN entries o ON o.entry_id = e.reversal_of
+         WHERE p.asset = 'PTS' AND p.account LIKE 'member:%' AND e.recorded_at < $2
+        """,
+        start,
+        end,
+    )
+    assert row is not None
+    return PointsRollForward(
+        opening=int(row["opening"]),
+        issued=int(row["issued"]),
+        redeemed=int(row["redeemed"]),
+        expired=int(row["expired"]),
+        adjusted=int(row["adjusted"]),
+        closing_member_balances=int(row["closing"]),
+    )
+
+
+async def settlement_positions(
+    connection: asyncpg.Connection, accounts: list[str]
+) -> dict[str, Decimal]:
+    rows = await connection.fetch(
+        """
+        SELECT a.account, coalesce(sum(p.amount), 0) AS total
+          FROM unnest($1::text[]) AS a(account)
+          LEFT JOIN postings p ON p.account = a.account
+         GROUP BY a.account
+        """,
+        accounts,
+    )
+    return {r["account"]: Decimal(r["total"]) for r in rows}
+
+
+async def insert_statement(connection: asyncpg.Connection, row: StatementRow) -> None:
+    await connection.execute(
+        """
+        INSERT INTO statements (period, party, sequence, document, sha256, signature, key_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        """,
+        row.period,
+        row.party,
+        row.sequence,
+        row.document,
+        row.sha256,
+        row.signature,
+        row.key_id,
+    )
+
+
+async def fetch_statements(
+    connection: asyncpg.Connection, period: str, party: str | None = None
+) -> list[StatementRow]:
+    rows = await connection.fetch(
+        """
+        SELECT period, party, sequence, document, sha256, signature, key_id FROM statements
+         WHERE period = $1 AND ($2::text IS NULL OR party = $2) ORDER BY party
+        """,
+        period,
+        party,
+    )
+    return [
+        StatementRow(
+            r["period"],
+            r["party"],
+            r["sequence"],
+            bytes(r["document"]),
+            bytes(r["sha256"]),
+            bytes(r["signature"]),
+            r["key_id"],
+        )
+        for r in rows
+    ]
+
+
+async def statement_sequence(connection: asyncpg.Connection, party: str) -> int:
+    value = await connection.fetchval("SELECT count(*) + 1 FROM statements WHERE party = $1", party)
+    return int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class StatementEntry:
+    """One row of a statement's Entries sheet."""
+
+    entry_id: str
+    recorded_at: datetime
+    occurred_at: datetime | None
+    kind: str
+    partner_id: str | None
+    member_id: str | None
+    points: int
+    contract_version: int | None
+    reference: str | None
+    reversal_of: str | None
+
+
+async def statement_entries(
+    connection: asyncpg.Connection, start: datetime, end: datetime, partner_id: str | None
+) -> AsyncIterator[StatementEntry]:
+    """The period's entries (one partner's, or all) in root order, streamed by a cursor."""
+    cursor = connection.cursor(
+        """
+        SELECT entry_id, recorded_at, occurred_at, kind, partner_id, member_id, points,
+               contract_version, reference, reversal_of
+          FROM entries
+         WHERE recorded_at >= $1 AND recorded_at < $2
+           AND ($3::text IS NULL OR partner_id = $3)
+         ORDER BY recorded_at, entry_id
+        """,
+        start,
+        end,
+        partner_id,
+        prefetch=FETCH_BATCH,
+    )
+    async for r in cursor:
+        yield StatementEntry(
+            str(r["entry_id"]),
+            r["recorded_at"],
+            r["occurred_at"],
+            r["kind"],
+            r["partner_id"],
+            r["member_id"],
+            int(r["points"]),
+            r["contract_version"],
+            r["reference"],
+            None if r["reversal_of"] is None else str(r["reversal_of"]),
+        )

@@ -1,0 +1,168 @@
+"""Periods and statements over HTTP: operators close and settle, partners fetch their own
+statement, auditors fetch any statement, the canonical entries and a verification."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath
+from litestar.response import Stream
+
+from clearhouse.domain.periods import period_bounds
+from clearhouse.services.clearing import Clearing
+from clearhouse.statements.documents import COALITION_PARTY
+from clearhouse.web.admin import OPERATOR_PROBLEMS
+from clearhouse.web.auth import auditor_or_operator, operator_only
+from clearhouse.web.partner import SIGNED_PROBLEMS, require_purpose
+from clearhouse.web.problems import problem_responses
+from clearhouse.web.schemas import rfc3339
+
+XLSX: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PERIOD_PROBLEMS: Final = ("period_not_ended", "not_found")
+
+
+def _clearing(state: State) -> Clearing:
+    clearing: Clearing = state.clearing
+    return clearing
+
+
+async def _statement_response(
+    request: Request[Any, Any, Any], clearing: Clearing, period: str, party: str
+) -> Response[Any]:
+    period_bounds(period, request.app.state.settings.timezone)  # a well-formed period
+    statement = await clearing.statement(period, party)
+    if XLSX in request.headers.get("accept", ""):
+        buffer = io.BytesIO()
+        await clearing.write_workbook(period, party, buffer)
+        filename = f"statement-{period}-{party}.xlsx"
+        return Response(
+            buffer.getvalue(),
+            media_type=XLSX,
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    return Response(statement.with_integrity())
+
+
+def _period_out(row: Any) -> dict[str, Any]:
+    return {
+        "period": row.period,
+        "status": row.status,
+        "entries": row.entry_count,
+        "tree_head": row.tree_head.hex(),
+        "previous_root": row.previous_root.hex(),
+        "root": row.root.hex(),
+        "closed_at": rfc3339(row.closed_at),
+        "settled_at": None if row.settled_at is None else rfc3339(row.settled_at),
+    }
+
+
+class StatementController(Controller):
+    """A partner's own statement (signed request; Data-Purpose: settlement)."""
+
+    path = "/v1/statements"
+    tags = ("statements",)
+
+    @get(
+        "/{period:str}",
+        summary="The partner's own settlement statement: JSON, or the workbook by Accept",
+        responses=problem_responses(*SIGNED_PROBLEMS, "not_found"),
+    )
+    async def own(
+        self, request: Request[Any, Any, Any], state: State, period: FromPath[str]
+    ) -> Response[Any]:
+        partner = require_purpose(request, "settlement")
+        return await _statement_response(request, _clearing(state), period, partner.partner_id)
+
+
+class PeriodAdminController(Controller):
+    path = "/v1/admin/periods"
+    tags = ("operator",)
+    guards = [operator_only]  # noqa: RUF012 (Litestar reads it as a class attribute)
+
+    @get("/", summary="Closed and settled periods", responses=problem_responses(*OPERATOR_PROBLEMS))
+    async def list_periods(self, state: State) -> list[dict[str, Any]]:
+        return [_period_out(p) for p in await _clearing(state).periods()]
+
+    @post(
+        "/{period:str}/close",
+        status_code=200,
+        summary="Seal a month after its end: its ledger root is computed and chained",
+        responses=problem_responses(*OPERATOR_PROBLEMS, *PERIOD_PROBLEMS),
+    )
+    async def close(self, state: State, period: FromPath[str]) -> dict[str, Any]:
+        return _period_out(await _clearing(state).close(period))
+
+    @post(
+        "/{period:str}/settle",
+        status_code=200,
+        summary="Settle a month: net, post one money entry per partner, state and sign",
+        responses=problem_responses(*OPERATOR_PROBLEMS, *PERIOD_PROBLEMS),
+    )
+    async def settle(self, state: State, period: FromPath[str]) -> dict[str, Any]:
+        settlement = await _clearing(state).settle(period)
+        return {
+            **_period_out(settlement.period),
+            "settled_now": settlement.settled_now,
+            "statements": [s.with_integrity() for s in settlement.statements],
+        }
+
+
+class AuditStatementController(Controller):
+    path = "/v1/audit"
+    tags = ("auditor",)
+    guards = [auditor_or_operator]  # noqa: RUF012 (Litestar reads it as a class attribute)
+
+    @get(
+        "/statements/{period:str}",
+        summary="The coalition statement of a period: JSON, or the workbook by Accept",
+        responses=problem_responses("invalid_token", "invalid_request", "not_found"),
+    )
+    async def coalition(
+        self, request: Request[Any, Any, Any], state: State, period: FromPath[str]
+    ) -> Response[Any]:
+        return await _statement_response(request, _clearing(state), period, COALITION_PARTY)
+
+    @get(
+        "/statements/{period:str}/{partner_id:str}",
+        summary="Any partner's statement of a period: JSON, or the workbook by Accept",
+        responses=problem_responses("invalid_token", "invalid_request", "not_found"),
+    )
+    async def partner(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        period: FromPath[str],
+        partner_id: FromPath[str],
+    ) -> Response[Any]:
+        return await _statement_response(request, _clearing(state), period, partner_id)
+
+    @get(
+        "/periods/{period:str}/entries",
+        summary="A closed period's canonical entries (RFC 8785), one per line, in root order",
+        responses=problem_responses("invalid_token", "invalid_request", "not_found"),
+    )
+    async def entries(self, state: State, period: FromPath[str]) -> Stream:
+        lines = _clearing(state).canonical_entries(period)
+        first = await anext(aiter(lines), None)  # a period not closed answers 404, not a stream
+
+        async def body() -> AsyncIterator[bytes]:
+            if first is None:
+                return
+            yield first + b"\n"
+            async for line in lines:
+                yield line + b"\n"
+
+        return Stream(body(), media_type="application/jsonl")
+
+    @get(
+        "/verify",
+        summary="Recompute every ledger root and check every statement's hash and signature",
+        responses=problem_responses("invalid_token", "invalid_request"),
+    )
+    async def verify(self, state: State) -> dict[str, Any]:
+        problems = await _clearing(state).verify()
+        return {"verified": not problems, "problems": problems}

@@ -1,0 +1,656 @@
+"""The statement workbooks: opened again with openpyxl and pandas, checked against the JSON."""
+
+from __future__ import annotations
+
+import base64
+import gc
+import hashlib
+import io
+import math
+import tracemalloc
+import uuid
+import zipfile
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pandas as pd
+import pytest
+import rfc8785
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from openpyxl.worksheet._writer import ALL_TEMP_FILES
+
+from clearhouse.crypto.ed25519 import CoalitionKey, verify
+from clearhouse.domain.contracts import ContractVersion
+from clearhouse.domain.netting import (
+    Aggregate,
+    LineKind,
+    PartnerNet,
+    PointsRollForward,
+    coalition_margin,
+    net_partner,
+)
+from clearhouse.statements.documents import (
+    COALITION_PARTY,
+    SignedStatement,
+    coalition_document,
+    partner_document,
+    sign_statement,
+)
+from clearhouse.statements.workbook import write_statement_workbook
+from clearhouse.storage.clearing import StatementEntry
+
+MONEY = "#,##0.00"
+RATE = "0.000000"
+DATETIME = "yyyy-mm-dd hh:mm:ss"
+EXCEL_ROWS = 1_048_576
+
+KEY = CoalitionKey.of(Ed25519PrivateKey.generate())
+PERIOD = "2026-11"
+LEDGER_ROOT = hashlib.sha256(b"the period's root").digest()
+GENERATED_AT = datetime(2026, 12, 1, 0, 5, 7, 250000, tzinfo=UTC)
+HOSTILE = ['=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "=cmd|' /C calc'!A0", "#N/A"]
+
+
+# --- building statements --------------------------------------------------------------------
+
+
+def contract_version(
+    partner_id: str,
+    number: int,
+    *,
+    issue_rate: str,
+    redemption_rate: str,
+    fee: str = "0",
+    legal_name: str = "",
+) -> ContractVersion:
+    return ContractVersion(
+        partner_id=partner_id,
+        version=number,
+        effective_from=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=30 * number),
+        legal_name=legal_name or f"{partner_id} GmbH",
+        currency="EUR",
+        issue_rate=Decimal(issue_rate),
+        redemption_rate=Decimal(redemption_rate),
+        fee_per_entry=Decimal(fee),
+        max_points_per_transaction=10_000 * number,
+        max_points_per_member_per_day=50_000 + number,
+        grants={},
+        sha256=hashlib.sha256(f"{partner_id} v{number}".encode()).hexdigest(),
+        source="",
+    )
+
+
+@dataclass(frozen=True)
+class Partner:
+    partner_id: str
+    legal_name: str
+    versions: list[ContractVersion]
+    aggregates: list[Aggregate]
+
+    def net(self) -> PartnerNet:
+        return net_partner(self.partner_id, self.aggregates, {v.version: v for v in self.versions})
+
+
+def aggregate(
+    partner_id: str, version: int, kind: LineKind, points: int, reversed_points: int = 0
+) -> Aggregate:
+    return Aggregate(partner_id, version, kind, points, reversed_points, entries=7 * version + 3)
+
+
+def partners(alpha_legal_name: str = "Alpha Retail GmbH") -> list[Partner]:
+    """Three partners: one paid (two versions, a fee on the second), one paying, one even."""
+    alpha, beta, gamma = "p-alpha", "p-beta", "p-gamma"
+    return [
+        Partner(
+            alpha,
+            alpha_legal_name,
+            [
+                contract_version(alpha, 1, issue_rate="0.012345", redemption_rate="0.019999"),
+                contract_version(
+                    alpha, 2, issue_rate="0.0105", redemption_rate="0.021", fee="0.05"
+                ),
+            ],
+            [
+                aggregate(alpha, 1, LineKind.ISSUE, 1_000, 100),
+                aggregate(alpha, 1, LineKind.REDEMPTION, 4_000),
+                aggregate(alpha, 2, LineKind.ISSUE, 2_501, 1),
+                aggregate(alpha, 2, LineKind.REDEMPTION, 3_333, 33),
+            ],
+        ),
+        Partner(
+            beta,
+            "Beta Fuel AG",
+            [contract_version(beta, 3, issue_rate="0.010001", redemption_rate="0.009")],
+            [
+                aggregate(beta, 3, LineKind.ISSUE, 90_000, 1_234),
+                aggregate(beta, 3, LineKind.REDEMPTION, 5_000, 5),
+            ],
+        ),
+        Partner(
+            gamma,
+            "Gamma Air SE",
+            [contract_version(gamma, 1, issue_rate="0.01", redemption_rate="0.01")],
+            [
+                aggregate(gamma, 1, LineKind.ISSUE, 700),
+                aggregate(gamma, 1, LineKind.REDEMPTION, 700),
+            ],
+        ),
+    ]
+
+
+def partner_statement(partner: Partner, sequence: int = 4) -> SignedStatement:
+    net = partner.net()
+    document = partner_document(
+        period=PERIOD,
+        sequence=sequence,
+        coalition="Clearhouse test coalition",
+        net=net,
+        legal_name=partner.legal_name,
+        currency="EUR",
+        versions=partner.versions,
+        entries=sum(a.entries for a in partner.aggregates),
+        ledger_root=LEDGER_ROOT,
+        generated_at=GENERATED_AT,
+        opening_position=Decimal("-1234.56"),
+    )
+    return sign_statement(partner.partner_id, sequence, document, KEY)
+
+
+def coalition_statements() -> tuple[SignedStatement, list[SignedStatement]]:
+    members = partners()
+    nets = [p.net() for p in members]
+    issued = sum(line.quantity for n in nets for line in n.lines if line.kind is LineKind.ISSUE)
+    redeemed = sum(
+        line.quantity for n in nets for line in n.lines if line.kind is LineKind.REDEMPTION
+    )
+    opening, expired, adjusted = 1_000_000, 1_500, -20
+    document = coalition_document(
+        period=PERIOD,
+        sequence=9,
+        coalition="Clearhouse test coalition",
+        currency="EUR",
+        nets=nets,
+        legal_names={p.partner_id: p.legal_name for p in members},
+        margin=coalition_margin(nets),
+        roll_forward=PointsRollForward(
+            opening=opening,
+            issued=issued,
+            redeemed=redeemed,
+            expired=expired,
+            adjusted=adjusted,
+            closing_member_balances=opening + issued - redeemed - expired + adjusted,
+        ),
+        ledger_root=LEDGER_ROOT,
+        generated_at=GENERATED_AT,
+    )
+    coalition = sign_statement(COALITION_PARTY, 9, document, KEY)
+    return coalition, [partner_statement(p) for p in members]
+
+
+def entries(
+    count: int, *, partner_ids: Sequence[str | None] = ("p-alpha",), references: Sequence[str] = ()
+) -> list[StatementEntry]:
+    """``count`` entries, a second apart, some with another zone, without ``occurred_at``, or
+    reversing an earlier one."""
+    start = datetime(2026, 11, 1, 0, 0, 1, 500000, tzinfo=UTC)
+    berlin = timezone(timedelta(hours=1))
+    made: list[StatementEntry] = []
+    for i in range(count):
+        recorded = start + timedelta(seconds=i, microseconds=1000 * (i % 7))
+        reversal = i % 5 == 4 and bool(made)
+        made.append(
+            StatementEntry(
+                entry_id=str(uuid.uuid4()),
+                recorded_at=recorded.astimezone(berlin) if i % 2 else recorded,
+                occurred_at=None if i % 3 == 2 else recorded - timedelta(minutes=3),
+                kind="reversal" if reversal else ("issue", "redeem")[i % 2],
+                partner_id=partner_ids[i % len(partner_ids)],
+                member_id=f"m-{i:020d}",
+                points=-(i + 1) if reversal else 10 * i + 1,
+                contract_version=None if partner_ids[i % len(partner_ids)] is None else 1 + i % 2,
+                reference=references[i % len(references)] if references else f"receipt {i}",
+                reversal_of=made[-1].entry_id if reversal else None,
+            )
+        )
+    return made
+
+
+async def stream(rows: Iterable[StatementEntry]) -> AsyncIterator[StatementEntry]:
+    for row in rows:
+        yield row
+
+
+async def write(
+    statement: SignedStatement,
+    others: Sequence[SignedStatement] = (),
+    rows: Iterable[StatementEntry] = (),
+    **options: Any,
+) -> bytes:
+    out = io.BytesIO()
+    await write_statement_workbook(statement, list(others), stream(rows), out, **options)
+    return out.getvalue()
+
+
+# --- reading them back ----------------------------------------------------------------------
+
+
+def load(data: bytes) -> Any:
+    return openpyxl.load_workbook(io.BytesIO(data))
+
+
+def field(sheet: Any, label: str) -> Any:
+    """The value cell (column B) of the one line labelled ``label`` (a unit may follow)."""
+    found = [
+        row[1]
+        for row in sheet.iter_rows(max_col=2)
+        if row[0].value == label
+        or (isinstance(row[0].value, str) and row[0].value.startswith(f"{label} ("))
+    ]
+    assert len(found) == 1, f"{label!r} is on {len(found)} lines of {sheet.title}"
+    return found[0]
+
+
+def table(sheet: Any, first_header: str) -> list[tuple[Any, ...]]:
+    """The rows of cells under the header row that starts with ``first_header``, to a blank."""
+    rows = list(sheet.iter_rows())
+    start = next(i for i, row in enumerate(rows) if row[0].value == first_header)
+    found = []
+    for row in rows[start + 1 :]:
+        if all(cell.value is None for cell in row):
+            break
+        found.append(tuple(row))
+    return found
+
+
+def assert_money(cell: Any, expected: str) -> None:
+    assert cell.data_type == "n", f"{cell.coordinate} is not a number: {cell.value!r}"
+    assert isinstance(cell.value, int | float)
+    assert Decimal(str(cell.value)) == Decimal(expected), cell.coordinate
+    assert cell.number_format == MONEY, cell.coordinate
+
+
+def assert_rate(cell: Any, expected: str) -> None:
+    assert cell.data_type == "n", f"{cell.coordinate} is not a number: {cell.value!r}"
+    assert Decimal(str(cell.value)) == Decimal(expected), cell.coordinate
+    assert cell.number_format == RATE, cell.coordinate
+
+
+def assert_points(cell: Any, expected: int) -> None:
+    assert cell.data_type == "n", f"{cell.coordinate} is not a number: {cell.value!r}"
+    assert cell.value == expected, cell.coordinate
+    assert isinstance(cell.value, int)
+
+
+def naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def naive_utc_text(text: str) -> datetime:
+    return naive_utc(datetime.fromisoformat(text))
+
+
+def assert_moment(cell: Any, expected: datetime) -> None:
+    assert cell.is_date, f"{cell.coordinate} is not a date: {cell.value!r}"
+    assert cell.value == expected, cell.coordinate
+    assert cell.number_format == DATETIME, cell.coordinate
+
+
+# --- the tests ------------------------------------------------------------------------------
+
+
+async def test_a_partner_workbook_has_the_five_sheets_in_order() -> None:
+    data = await write(partner_statement(partners()[0]), rows=entries(3))
+
+    assert load(data).sheetnames == [
+        "Summary",
+        "Entries",
+        "Reconciliation",
+        "Contract",
+        "Integrity",
+    ]
+    assert list(pd.read_excel(io.BytesIO(data), sheet_name=None)) == load(data).sheetnames
+
+
+async def test_the_partner_summary_shows_the_statements_figures() -> None:
+    statement = partner_statement(partners()[0])
+    body = statement.body()
+    summary = load(await write(statement))["Summary"]
+
+    assert field(summary, "Coalition").value == body["coalition"]
+    assert field(summary, "Partner").value == body["partner_id"]
+    assert field(summary, "Legal name").value == body["legal_name"]
+    assert field(summary, "Period").value == PERIOD
+    assert field(summary, "Currency").value == body["currency"]
+    assert field(summary, "Statement id").value == body["statement_id"]
+    assert_points(field(summary, "Sequence number"), body["sequence"])
+    assert_moment(field(summary, "Generated at"), naive_utc(GENERATED_AT))
+    assert_money(field(summary, "Opening position"), body["opening_position"])
+    assert_money(field(summary, "Closing position"), body["closing_position"])
+    lines = table(summary, "Kind")
+    assert len(lines) == len(body["lines"]) == 5
+    for cells, line in zip(lines, body["lines"], strict=True):
+        kind, version, points, reversed_points, quantity, rate, amount = cells[:7]
+        assert (kind.value, version.value) == (line["kind"], line["contract_version"])
+        assert_points(points, line["points"])
+        assert_points(reversed_points, line["reversed_points"])
+        assert_points(quantity, line["quantity"])
+        assert_rate(rate, line["rate"])
+        assert_money(amount, line["amount"])
+    assert_money(field(summary, "Issue amount"), body["issue_amount"])
+    assert_money(field(summary, "Redemption amount"), body["redemption_amount"])
+    assert_money(field(summary, "Fees"), body["fees"])
+    assert_money(field(summary, "Net, redemption - issue - fees"), body["net"])
+    assert field(summary, "Who pays whom").value == body["who_pays"]
+    assert field(summary, "Direction").value == body["direction"]
+    assert summary.freeze_panes == "A2"
+    assert summary["A1"].font.b
+
+
+async def test_pandas_reads_the_summarys_amounts_as_numbers() -> None:
+    statement = partner_statement(partners()[1])
+    body = statement.body()
+    frame = pd.read_excel(io.BytesIO(await write(statement)), sheet_name="Summary", header=None)
+    values = {
+        label: value
+        for label, value in zip(frame[0], frame[1], strict=True)
+        if isinstance(label, str)
+    }
+
+    for label, key in [
+        ("Issue amount (EUR)", "issue_amount"),
+        ("Redemption amount (EUR)", "redemption_amount"),
+        ("Fees (EUR)", "fees"),
+        ("Net, redemption - issue - fees (EUR)", "net"),
+        ("Opening position (EUR)", "opening_position"),
+    ]:
+        assert isinstance(values[label], int | float), label
+        assert Decimal(str(values[label])) == Decimal(body[key]), label
+    assert values["Generated at (UTC)"] == pd.Timestamp(naive_utc(GENERATED_AT))
+
+
+async def test_entries_have_real_numbers_and_utc_dates_under_a_frozen_filtered_header() -> None:
+    rows = entries(12, partner_ids=["p-alpha"])
+    data = await write(partner_statement(partners()[0]), rows=rows)
+    sheet = load(data)["Entries"]
+
+    header = [cell.value for cell in sheet[1]]
+    assert header[:2] == ["Entry id", "Recorded at (UTC)"]
+    assert all(cell.font.b for cell in sheet[1])
+    assert "UTC" in header[2]
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == f"A1:J{len(rows) + 1}"
+    assert sheet.max_row == len(rows) + 1
+    assert sheet.column_dimensions["A"].width >= 36  # a UUID fits
+    for cells, entry in zip(sheet.iter_rows(min_row=2), rows, strict=True):
+        assert cells[0].value == entry.entry_id
+        assert_moment(cells[1], naive_utc(entry.recorded_at))
+        if entry.occurred_at is None:
+            assert cells[2].value is None
+        else:
+            assert_moment(cells[2], naive_utc(entry.occurred_at))
+        assert [c.value for c in cells[3:6]] == [entry.kind, entry.partner_id, entry.member_id]
+        assert_points(cells[6], entry.points)
+        assert cells[7].value == entry.contract_version
+        assert [cells[8].value, cells[9].value] == [entry.reference, entry.reversal_of]
+
+    frame = pd.read_excel(io.BytesIO(data), sheet_name="Entries")
+    assert frame["Entry id"].tolist() == [e.entry_id for e in rows]
+    assert pd.api.types.is_integer_dtype(frame["Points"])
+    assert frame["Points"].tolist() == [e.points for e in rows]
+    assert pd.api.types.is_datetime64_any_dtype(frame["Recorded at (UTC)"])
+    assert frame["Recorded at (UTC)"].tolist() == [
+        pd.Timestamp(naive_utc(e.recorded_at)) for e in rows
+    ]
+
+
+async def test_formula_like_text_comes_back_as_the_same_text() -> None:
+    hostile_partner = Partner(
+        HOSTILE[0], HOSTILE[3], partners()[0].versions, partners()[0].aggregates
+    )
+    rows = entries(len(HOSTILE) * 2, partner_ids=HOSTILE, references=HOSTILE)
+    data = await write(partner_statement(hostile_partner), rows=rows)
+    workbook = load(data)
+
+    sheet = workbook["Entries"]
+    for cells, entry in zip(sheet.iter_rows(min_row=2), rows, strict=True):
+        for cell, text in [(cells[4], entry.partner_id), (cells[8], entry.reference)]:
+            assert cell.data_type == "s", f"{cell.coordinate} holds {cell.value!r}"
+            assert cell.value == text
+    summary = workbook["Summary"]
+    for label, text in [("Partner", HOSTILE[0]), ("Legal name", HOSTILE[3])]:
+        assert field(summary, label).data_type == "s"
+        assert field(summary, label).value == text
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        sheets = [n for n in archive.namelist() if n.startswith("xl/worksheets/")]
+        assert sheets
+        for name in sheets:
+            xml = archive.read(name)
+            assert b"<f>" not in xml
+            assert b"<f " not in xml
+            assert b't="e"' not in xml, f"{name} holds an error cell"
+    frame = pd.read_excel(io.BytesIO(data), sheet_name="Entries", keep_default_na=False)
+    assert frame["Reference"].tolist() == [e.reference for e in rows]
+
+
+@pytest.mark.parametrize(("count", "rows_per_sheet"), [(7, 3), (4, 3), (0, 3), (5, 6), (3, 2)])
+async def test_entries_continue_on_numbered_sheets_with_all_rows_in_order(
+    count: int, rows_per_sheet: int
+) -> None:
+    rows = entries(count, partner_ids=["p-alpha", "p-beta", None])
+    statement, others = coalition_statements()
+    data = await write(statement, others, rows, rows_per_sheet=rows_per_sheet)
+    workbook = load(data)
+
+    sheets = max(1, math.ceil(count / (rows_per_sheet - 1)))
+    titles = ["Entries"] + [f"Entries ({n})" for n in range(2, sheets + 1)]
+    assert workbook.sheetnames == ["Summary", *titles, "Reconciliation", "Contract", "Integrity"]
+    ids: list[str] = []
+    for title in titles:
+        sheet = workbook[title]
+        assert sheet.max_row <= rows_per_sheet
+        assert [c.value for c in sheet[1]] == [c.value for c in workbook["Entries"][1]]
+        assert sheet.freeze_panes == "A2"
+        assert sheet.auto_filter.ref == f"A1:J{sheet.max_row}"
+        ids.extend(row[0] for row in sheet.iter_rows(min_row=2, values_only=True))
+    assert ids == [e.entry_id for e in rows]
+    frames = pd.read_excel(io.BytesIO(data), sheet_name=titles)
+    assert sum(len(frame) for frame in frames.values()) == count
+
+
+async def test_the_default_row_limit_is_excels() -> None:
+    assert write_statement_workbook.__kwdefaults__ == {"rows_per_sheet": EXCEL_ROWS}
+    rows = entries(5)
+    workbook = load(await write(partner_statement(partners()[2]), rows=rows))
+
+    assert [t for t in workbook.sheetnames if t.startswith("Entries")] == ["Entries"]
+    assert workbook["Entries"].max_row == len(rows) + 1
+
+
+async def test_a_sheet_cannot_hold_less_than_a_header_and_an_entry() -> None:
+    with pytest.raises(ValueError, match="at least one entry"):
+        await write(partner_statement(partners()[0]), rows=entries(2), rows_per_sheet=1)
+
+
+async def test_the_integrity_sheets_hash_and_signature_verify_independently() -> None:
+    statement = partner_statement(partners()[0])
+    sheet = load(await write(statement))["Integrity"]
+
+    served = statement.with_integrity()
+    del served["integrity"]
+    canonical = rfc8785.dumps(served)
+    assert field(sheet, "Statement hash").value == hashlib.sha256(canonical).hexdigest()
+    signature = base64.b64decode(field(sheet, "Signature").value, validate=True)
+    assert verify(KEY.public_key, signature, canonical)
+    assert field(sheet, "Key id").value == KEY.key_id
+    assert field(sheet, "Ledger root").value == LEDGER_ROOT.hex()
+    assert "RFC 8785" in field(sheet, "Canonicalisation").value
+    steps = " ".join(str(row[1]) for row in sheet.iter_rows(values_only=True))
+    assert "/v1/keys" in steps
+    assert "SHA-256" in steps
+
+
+async def test_the_partner_reconciliation_rolls_points_forward_per_version() -> None:
+    statement = partner_statement(partners()[0])
+    body = statement.body()
+    sheet = load(await write(statement))["Reconciliation"]
+
+    rows = table(sheet, "Contract version")
+    versions = sorted({line["contract_version"] for line in body["lines"]})
+    assert [r[0].value for r in rows] == [*versions, "Total"]
+
+    def figures(lines: Iterable[dict[str, Any]]) -> list[int]:
+        lines = list(lines)
+        issue = [ln for ln in lines if ln["kind"] == "issue"]
+        redemption = [ln for ln in lines if ln["kind"] == "redemption"]
+        return [
+            sum(ln[key] for ln in group)
+            for group in (issue, redemption)
+            for key in ("points", "reversed_points", "quantity")
+        ]
+
+    for row in rows:
+        wanted = [ln for ln in body["lines"] if row[0].value in ("Total", ln["contract_version"])]
+        for cell, value in zip(row[1:7], figures(wanted), strict=True):
+            assert_points(cell, value)
+    assert_money(field(sheet, "Opening position"), body["opening_position"])
+    assert_money(field(sheet, "Net of the period"), body["net"])
+    assert_money(field(sheet, "Closing position"), body["closing_position"])
+
+
+async def test_the_contract_sheet_lists_the_terms_applied() -> None:
+    statement = partner_statement(partners()[0])
+    body = statement.body()
+    sheet = load(await write(statement))["Contract"]
+
+    rows = list(sheet.iter_rows(min_row=2))
+    assert len(rows) == len(body["contract_versions"]) == 2
+    for cells, version in zip(rows, body["contract_versions"], strict=True):
+        assert cells[0].value == body["partner_id"]
+        assert cells[1].value == version["version"]
+        assert_moment(cells[2], naive_utc_text(version["effective_from"]))
+        assert cells[3].value == version["sha256"]
+        assert_rate(cells[4], version["issue_rate"])
+        assert_rate(cells[5], version["redemption_rate"])
+        assert_rate(cells[6], version["fee_per_entry"])
+        assert_points(cells[7], version["max_points_per_transaction"])
+        assert_points(cells[8], version["max_points_per_member_per_day"])
+    assert sheet.freeze_panes == "A2"
+
+
+async def test_a_coalition_workbook_lists_every_partner() -> None:
+    statement, others = coalition_statements()
+    body = statement.body()
+    rows = entries(9, partner_ids=["p-alpha", "p-beta", "p-gamma", None])
+    workbook = load(await write(statement, others, rows))
+
+    summary = workbook["Summary"]
+    assert field(summary, "Partner").value == "all partners"
+    assert field(summary, "Statement id").value == body["statement_id"]
+    lines = table(summary, "Partner id")
+    assert [r[0].value for r in lines] == [p["partner_id"] for p in body["partners"]]
+    assert len(lines) == 3
+    for cells, partner in zip(lines, body["partners"], strict=True):
+        assert cells[1].value == partner["legal_name"]
+        for cell, key in zip(
+            cells[2:6], ["issue_amount", "redemption_amount", "fees", "net"], strict=True
+        ):
+            assert_money(cell, partner[key])
+        assert cells[6].value == partner["direction"]
+        own = next(o.body() for o in others if o.party == partner["partner_id"])
+        assert cells[7].value == own["who_pays"]
+    assert {r[6].value for r in lines} == {
+        "coalition_pays_partner",
+        "partner_pays_coalition",
+        "nothing_due",
+    }
+    assert_money(field(summary, "Partners' net total"), body["partners_net_total"])
+    assert_money(field(summary, "Coalition margin"), body["coalition_margin"])
+    assert_money(
+        field(summary, "Multilateral check, net total + margin"), body["multilateral_check"]
+    )
+    assert Decimal(body["multilateral_check"]) == 0
+
+    reconciliation = workbook["Reconciliation"]
+    roll = body["points_roll_forward"]
+    for label, key in [
+        ("Opening outstanding points", "opening"),
+        ("+ Issued", "issued"),
+        ("- Redeemed", "redeemed"),
+        ("- Expired", "expired"),
+        ("+/- Adjusted", "adjusted"),
+        ("= Closing outstanding points", "closing"),
+        ("Member balances at the cut-off", "member_balances_at_cut_off"),
+    ]:
+        assert_points(field(reconciliation, label), roll[key])
+    assert field(reconciliation, "Closing agrees with member balances").value == "yes"
+    per_partner = table(reconciliation, "Partner id")
+    assert [r[0].value for r in per_partner] == [*(o.party for o in others), "Total"]
+    net_issued = [r[4].value for r in per_partner]
+    assert net_issued[-1] == sum(net_issued[:-1]) == roll["issued"]
+
+    contract = workbook["Contract"]
+    listed = [(r[0], r[1]) for r in contract.iter_rows(min_row=2, values_only=True)]
+    assert listed == [
+        (o.party, v["version"]) for o in others for v in o.body()["contract_versions"]
+    ]
+    assert {p for p, _ in listed} == {p["partner_id"] for p in body["partners"]}
+
+    entries_sheet = workbook["Entries"]
+    assert [r[4] for r in entries_sheet.iter_rows(min_row=2, values_only=True)] == [
+        e.partner_id for e in rows
+    ]
+
+
+async def test_a_roll_forward_that_does_not_close_says_so() -> None:
+    statement, others = coalition_statements()
+    document = statement.body()
+    document["points_roll_forward"]["member_balances_at_cut_off"] += 1
+    broken = sign_statement(COALITION_PARTY, statement.sequence, document, KEY)
+
+    reconciliation = load(await write(broken, others))["Reconciliation"]
+    assert field(reconciliation, "Closing agrees with member balances").value == "NO"
+
+
+async def test_an_interrupted_write_leaves_no_temporary_files() -> None:
+    before = list(ALL_TEMP_FILES)
+
+    async def failing() -> AsyncIterator[StatementEntry]:
+        for entry in entries(5):
+            yield entry
+        raise ConnectionError("the connection was lost")
+
+    out = io.BytesIO()
+    with pytest.raises(ConnectionError, match="connection was lost"):
+        await write_statement_workbook(
+            partner_statement(partners()[0]), [], failing(), out, rows_per_sheet=3
+        )
+    gc.collect()
+    assert before == ALL_TEMP_FILES
+    assert out.getvalue() == b""
+
+
+async def test_memory_does_not_grow_with_the_number_of_entries(tmp_path: Path) -> None:
+    statement = partner_statement(partners()[0])
+
+    async def generated(count: int) -> AsyncIterator[StatementEntry]:
+        for _ in range(count // 500):
+            for entry in entries(500):
+                yield entry
+
+    async def peak(count: int) -> int:
+        with (tmp_path / f"{count}.xlsx").open("wb") as out:
+            tracemalloc.start()
+            try:
+                await write_statement_workbook(statement, [], generated(count), out)
+                return tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+
+    small = await peak(1_000)
+    large = await peak(4_000)
+    assert large < small * 1.5, (small, large)

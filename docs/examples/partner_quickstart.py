@@ -27,7 +27,7 @@ with PartnerClient(url, key_id=key_id, private_key=private_key) as client:
     print(f"redeemed {redeemed.points} points, balance {redeemed.member_balance}")
 
     try:
-        client.redeem(member_id, 10_000, reference="receipt 4713")
+        client.redeem(member_id, 1_000, reference="receipt 4713")
     except Conflict as problem:
         print(f"refused: {problem.code}")
 

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format serve bench clean
+.PHONY: install test lint format serve demo bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -36,6 +36,10 @@ format: $(STAMP)
 serve: $(STAMP)
 	CLEARHOUSE_SANDBOX=1 $(BIN)/clearhouse db upgrade
 	CLEARHOUSE_SANDBOX=1 $(BIN)/clearhouse serve
+
+# A whole coalition month on the embedded PostgreSQL, from a clean start; see the README.
+demo: $(STAMP)
+	CLEARHOUSE_SANDBOX=1 $(BIN)/clearhouse demo
 
 bench: $(STAMP)
 	$(BIN)/clearhouse bench ledger

@@ -438,6 +438,107 @@ def audit_verify(month: str | None) -> None:
     click.echo("every ledger root, statement hash and signature verifies")
 
 
+_ARROWS = {
+    "coalition_pays_partner": "coalition -> partner",
+    "partner_pays_coalition": "partner -> coalition",
+    "nothing_due": "nothing due",
+}
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports/demo/2026-11"),
+    show_default=True,
+    help="Where the month's statements (JSON and workbooks) go.",
+)
+@click.option(
+    "--database",
+    "database_name",
+    default="clearhouse_demo",
+    show_default=True,
+    help="The database the demo makes afresh (and leaves for a look) on the server.",
+)
+def demo(out: Path, database_name: str) -> None:
+    """Run a whole coalition month in sandbox mode, from a clean start, and summarise it.
+
+    Three partners from contracts/, members, a month of signed traffic through the HTTP
+    server, the month's end, closing, settlement, verification and the workbooks.
+    Example: clearhouse demo
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from clearhouse.demo import DemoResult, run_demo
+
+    settings = _settings()
+    console = Console()
+    tasks: dict[str, TaskID] = {}
+    with Progress(
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bars:
+
+        def progress(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = bars.add_task(step, total=total)
+            bars.update(tasks[step], completed=done, total=total)
+
+        try:
+            result: DemoResult = asyncio.run(
+                run_demo(settings, out, progress, database_name=database_name)
+            )
+        except ClearhouseError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
+    assert result.settlement is not None
+    table = Table(title=f"Clearing {result.settlement.period.period}")
+    for column in ("partner", "issued (net)", "redeemed (net)", "net", "who pays whom"):
+        table.add_column(
+            column, justify="left" if column in ("partner", "who pays whom") else "right"
+        )
+    coalition: dict[str, Any] = {}
+    for statement in result.settlement.statements:
+        body = statement.body()
+        if statement.party == "coalition":
+            coalition = body
+            continue
+        issued = sum(line["quantity"] for line in body["lines"] if line["kind"] == "issue")
+        redeemed = sum(line["quantity"] for line in body["lines"] if line["kind"] == "redemption")
+        table.add_row(
+            body["legal_name"],
+            f"{issued:,}",
+            f"{redeemed:,}",
+            f"{body['net']} {body['currency']}",
+            _ARROWS[body["direction"]],
+        )
+    console.print(table)
+    console.print(
+        f"multilateral check: partners' nets {coalition['partners_net_total']} + coalition margin "
+        f"{coalition['coalition_margin']} = {coalition['multilateral_check']}"
+    )
+    roll = coalition["points_roll_forward"]
+    console.print(
+        f"points: opening {roll['opening']:,} + issued {roll['issued']:,} - redeemed "
+        f"{roll['redeemed']:,} - expired {roll['expired']:,} + adjusted {roll['adjusted']:,} "
+        f"= {roll['closing']:,} = member balances at the cut-off {roll['member_balances_at_cut_off']:,}"
+    )
+    console.print("accepted: " + ", ".join(f"{k} {v}" for k, v in sorted(result.accepted.items())))
+    console.print("refused: " + ", ".join(f"{k} {v}" for k, v in sorted(result.refused.items())))
+    console.print(
+        f"erased: {result.erased_member}; ledger root {result.settlement.period.root.hex()}"
+    )
+    verdict = "verifies" if not result.verification else "; ".join(result.verification)
+    console.print(f"audit verify: {verdict}")
+    console.print(f"statements and workbooks: {out}/")
+    if result.verification:
+        raise click.ClickException("the month does not verify")
+
+
 @main.group()
 def key() -> None:
     """Partners' Ed25519 signing keys."""

@@ -1,0 +1,293 @@
+"""``clearhouse demo``: one coalition month, end to end, on the embedded PostgreSQL.
+
+A clean start every run, in a database of its own (``clearhouse_demo``, made afresh): a sandbox
+coalition, the real HTTP server in a process of its own, the three example partners of
+``contracts/`` with freshly generated keys, members with a mix of consents, a month of signed
+issues, redeems and reversals through the partner client (with the bakery's contract changing
+on the 15th, refused requests of every kind, and one member's erasure), then the month's end
+on the sandbox clock, closing, settling, verifying, and the workbooks under
+``reports/demo/2026-11/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import random
+import socket
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.engine import make_url
+
+from clearhouse.client import AsyncPartnerClient, ClearhouseProblem, Entry
+from clearhouse.config import SANDBOX_MASTER_KEY, Settings
+from clearhouse.crypto.ed25519 import CoalitionKey, load_or_create_private_key, public_bytes
+from clearhouse.services import access
+from clearhouse.services.clearing import Clearing, Settlement
+from clearhouse.services.clock import set_ledger_time
+from clearhouse.services.contracts import ContractBook, load_contracts
+from clearhouse.services.database import Database
+from clearhouse.services.members import Members
+from clearhouse.storage.engine import resolve_database_url
+from clearhouse.storage.migrate import upgrade
+
+DEMO_DATABASE: Final = "clearhouse_demo"
+MONTH: Final = "2026-11"
+BERLIN: Final = ZoneInfo("Europe/Berlin")
+MONTH_START: Final = datetime(2026, 11, 1, 8, 0, tzinfo=BERLIN)
+MONTH_END: Final = datetime(2026, 12, 1, 0, 0, 5, tzinfo=BERLIN)
+MEMBERS: Final = 60
+DAYS: Final = 30
+REQUESTS_PER_DAY: Final = 12
+READY_TIMEOUT_S: Final = 30.0
+REPO: Final = Path(__file__).resolve().parents[2]
+
+Progress = Callable[[str, int, int], None]
+"""(step, done, total): how far a long step has come."""
+
+
+@dataclass
+class DemoResult:
+    settlement: Settlement | None = None
+    refused: Counter[str] = field(default_factory=Counter)
+    accepted: Counter[str] = field(default_factory=Counter)
+    erased_member: str = ""
+    workbooks: list[Path] = field(default_factory=list)
+    verification: list[str] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def _served(url: str, folder: Path, key_file: Path) -> AsyncIterator[str]:
+    """``clearhouse serve`` in a process of its own on a free port; its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    base_url = f"http://127.0.0.1:{port}"
+    environment = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "CLEARHOUSE_SANDBOX": "1",
+        "CLEARHOUSE_PORT": str(port),
+        "CLEARHOUSE_PUBLIC_BASE_URL": base_url,
+        "CLEARHOUSE_SIGNING_KEY_FILE": str(key_file),
+        "CLEARHOUSE_LOG_LEVEL": "WARNING",
+    }
+    log_path = folder / "serve.log"
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "clearhouse.cli", "serve", "--port", str(port),
+            env=environment, cwd=folder, stdout=log, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            async with httpx.AsyncClient(base_url=base_url, timeout=2.0) as http:
+                for _ in range(int(READY_TIMEOUT_S / 0.2)):
+                    with contextlib.suppress(httpx.TransportError):
+                        if (await http.get("/ready")).status_code == 200:
+                            break
+                    if process.returncode is not None:
+                        raise RuntimeError(log_path.read_text(errors="replace")[-2000:])
+                    await asyncio.sleep(0.2)
+                else:
+                    raise RuntimeError("the server did not become ready")
+            yield base_url
+        finally:
+            if process.returncode is None:
+                process.terminate()
+                await process.wait()
+
+
+async def _fresh_database(settings: Settings, name: str) -> str:
+    server_url = resolve_database_url(settings)
+    dsn = make_url(server_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def run_demo(
+    settings: Settings, out: Path, progress: Progress, *, database_name: str = DEMO_DATABASE
+) -> DemoResult:
+    """The month, start to end; see the module's docstring. The database stays for a look."""
+    rng = random.Random(2026)
+    url = await _fresh_database(settings, database_name)
+    database = Database.for_url(url, pool_size=4)
+    try:
+        progress("migrations", 0, 1)
+        await upgrade(database.engine)
+        await set_ledger_time(database, sandbox=True, at=MONTH_START)
+        files = [(p.name, p.read_bytes()) for p in sorted((REPO / "contracts").glob("*.toml"))]
+        loaded = await load_contracts(database, files)
+        partners = sorted({p for p, _ in loaded.stored})
+        keys = {p: Ed25519PrivateKey.generate() for p in partners}
+        key_ids = {
+            p: await access.add_key(database, p, _b64(public_bytes(keys[p]))) for p in partners
+        }
+        progress("migrations", 1, 1)
+        with tempfile.TemporaryDirectory(prefix="clearhouse-demo-") as folder:
+            key_file = Path(folder) / "coalition-signing-key.pem"
+            coalition_key = CoalitionKey.of(load_or_create_private_key(key_file))
+            async with _served(url, Path(folder), key_file) as base_url:
+                clients = {
+                    p: AsyncPartnerClient(base_url, key_id=key_ids[p], private_key=keys[p])
+                    for p in partners
+                }
+                try:
+                    result = await _month(database, clients, partners, rng, progress)
+                finally:
+                    for client in clients.values():
+                        await client.aclose()
+            await set_ledger_time(database, sandbox=True, at=MONTH_END)
+            progress("closing and settling", 0, 1)
+            clearing = Clearing(
+                database, zone=BERLIN, key=coalition_key, coalition=settings.coalition_name
+            )
+            result.settlement = await clearing.settle(MONTH)
+            result.verification = await clearing.verify(MONTH)
+            progress("closing and settling", 1, 1)
+            out.mkdir(parents=True, exist_ok=True)
+            statements = result.settlement.statements
+            for number, statement in enumerate(statements):
+                progress("writing workbooks", number, len(statements))
+                path = out / f"statement-{MONTH}-{statement.party}.xlsx"
+                with path.open("wb") as workbook:
+                    await clearing.write_workbook(MONTH, statement.party, workbook)
+                (out / f"statement-{MONTH}-{statement.party}.json").write_bytes(
+                    _json(statement.with_integrity())
+                )
+                result.workbooks.append(path)
+            progress("writing workbooks", len(statements), len(statements))
+        return result
+    finally:
+        await database.dispose()
+
+
+async def _month(
+    database: Database,
+    clients: dict[str, AsyncPartnerClient],
+    partners: list[str],
+    rng: random.Random,
+    progress: Progress,
+) -> DemoResult:
+    result = DemoResult()
+    members: list[str] = []
+    for n in range(MEMBERS):
+        partner = partners[n % len(partners)]
+        consents = [{"purpose": "marketing", "granted": rng.random() < 0.5}]
+        if rng.random() < 0.2:
+            consents.append({"purpose": "marketing", "granted": True, "all_partners": True})
+        members.append(
+            await clients[partner].enrol(
+                member_id=f"m-{1001 + n}",
+                personal={
+                    "given_name": rng.choice(["Anna", "Ben", "Cem", "Dana", "Emil", "Fatma"]),
+                    "family_name": rng.choice(["Berg", "Krause", "Yilmaz", "Nowak", "Weber"]),
+                    "email": f"member{1001 + n}@example.org",
+                    "postal_code": f"{10115 + n:05d}",
+                },
+                consents=consents,
+            )
+        )
+        progress("enrolling members", n + 1, MEMBERS)
+    entries: list[Entry] = []
+    total = DAYS * REQUESTS_PER_DAY
+    for day in range(DAYS):
+        await set_ledger_time(database, sandbox=True, at=MONTH_START + timedelta(days=day))
+        for n in range(REQUESTS_PER_DAY):
+            partner = rng.choice(partners)
+            client = clients[partner]
+            member = rng.choice(members)
+            kind = rng.random()
+            try:
+                if kind < 0.55:
+                    entries.append(
+                        await client.issue(member, rng.randint(20, 900), reference=f"r-{day}-{n}")
+                    )
+                    result.accepted["issue"] += 1
+                elif kind < 0.9:
+                    entries.append(
+                        await client.redeem(member, rng.randint(10, 150), reference=f"r-{day}-{n}")
+                    )
+                    result.accepted["redeem"] += 1
+                elif entries:
+                    original = rng.choice(entries)
+                    await clients[str(original.partner_id)].reverse(
+                        original, reason="returned goods", points=rng.choice([None, 5])
+                    )
+                    result.accepted["reversal"] += 1
+            except ClearhouseProblem as problem:
+                result.refused[problem.code] += 1
+            progress("signed traffic", day * REQUESTS_PER_DAY + n + 1, total)
+        if day == 20:
+            result.erased_member = members.pop(rng.randrange(len(members)))
+            erasing = Members(database, ContractBook(database), SANDBOX_MASTER_KEY)
+            await erasing.erase(result.erased_member)
+    await _refusals(clients, partners, members, result)
+    return result
+
+
+async def _refusals(
+    clients: dict[str, AsyncPartnerClient],
+    partners: list[str],
+    members: list[str],
+    result: DemoResult,
+) -> None:
+    """One of each kind of refusal a partner can meet, on purpose."""
+    bakery, shop, fuel = (
+        clients[next(p for p in partners if p.startswith(name))]
+        for name in ("baeckerei", "shopwelt", "tankstelle")
+    )
+    member = members[0]
+    attempts = [
+        bakery.issue(result.erased_member, 10, reference="after erasure"),  # member_erased
+        bakery.redeem(member, 4_999, reference="more than held"),  # insufficient_points
+        fuel.issue(member, 2_001, reference="over the limit"),  # limit_exceeded
+        fuel.member(member, purpose="marketing"),  # purpose_not_permitted
+        shop.issue("m-nobody", 10, reference="who?"),  # unknown_member
+        bakery.issue(member, 10, reference="a", idempotency_key="demo-reused"),
+        bakery.issue(member, 11, reference="b", idempotency_key="demo-reused"),  # reused
+    ]
+    for attempt in attempts:
+        try:
+            await attempt
+        except ClearhouseProblem as problem:
+            result.refused[problem.code] += 1
+    for candidate in members:
+        if not await _has_marketing_consent(shop, candidate):
+            result.refused["consent_required"] += 1
+            break
+
+
+async def _has_marketing_consent(client: AsyncPartnerClient, member: str) -> bool:
+    try:
+        await client.member(member, purpose="marketing")
+    except ClearhouseProblem as problem:
+        if problem.code == "consent_required":
+            return False
+        raise
+    return True
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _json(document: dict[str, Any]) -> bytes:
+    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()

@@ -1,0 +1,73 @@
+"""``clearhouse demo``: the whole month as a newcomer runs it, in a database of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import openpyxl
+from sqlalchemy.engine import make_url
+
+from tests.services.builders import unique
+
+CLEARHOUSE = str(Path(sys.executable).parent / "clearhouse")
+
+
+async def _drop(database_url: str, name: str) -> None:
+    dsn = make_url(database_url).set(drivername="postgresql", database="postgres")
+    connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+def test_the_demo_runs_a_month_and_writes_verified_statements(
+    database_url: str, tmp_path: Path
+) -> None:
+    name = unique("demo").replace("-", "_")
+    out = tmp_path / "reports"
+    try:
+        done = subprocess.run(
+            [CLEARHOUSE, "demo", "--database", name, "--out", str(out)],
+            env={
+                **os.environ,
+                "DATABASE_URL": database_url,
+                "CLEARHOUSE_SANDBOX": "1",
+                "CLEARHOUSE_DATA_DIR": str(tmp_path / "data"),
+                "COLUMNS": "120",
+            },
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        asyncio.run(_drop(database_url, name))
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "audit verify: verifies" in done.stdout
+    assert "= 0.00" in done.stdout
+    for code in (
+        "insufficient_points",
+        "limit_exceeded",
+        "purpose_not_permitted",
+        "consent_required",
+        "unknown_member",
+        "member_erased",
+        "idempotency_key_reused",
+    ):
+        assert code in done.stdout
+    statements = sorted(out.glob("*.json"))
+    parties = {json.loads(p.read_text())["statement_id"].split("/")[1] for p in statements}
+    assert parties == {"baeckerei-schmidt", "shopwelt", "tankstelle-nord", "coalition"}
+    bakery = json.loads((out / "statement-2026-11-baeckerei-schmidt.json").read_text())
+    assert {line["contract_version"] for line in bakery["lines"]} == {1, 2}
+    for workbook in out.glob("*.xlsx"):
+        sheets = openpyxl.load_workbook(workbook, read_only=True).sheetnames
+        assert sheets[0] == "Summary"
+        assert sheets[-1] == "Integrity"

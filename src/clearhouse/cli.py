@@ -525,7 +525,8 @@ def demo(out: Path, database_name: str) -> None:
     console.print(
         f"points: opening {roll['opening']:,} + issued {roll['issued']:,} - redeemed "
         f"{roll['redeemed']:,} - expired {roll['expired']:,} + adjusted {roll['adjusted']:,} "
-        f"= {roll['closing']:,} = member balances at the cut-off {roll['member_balances_at_cut_off']:,}"
+        f"= {roll['closing']:,} = member balances at the cut-off "
+        f"{roll['member_balances_at_cut_off']:,}"
     )
     console.print("accepted: " + ", ".join(f"{k} {v}" for k, v in sorted(result.accepted.items())))
     console.print("refused: " + ", ".join(f"{k} {v}" for k, v in sorted(result.refused.items())))

@@ -25,6 +25,7 @@ from clearhouse.domain.ledger import partner_settlement_account, settle_partner
 from clearhouse.domain.netting import check_settlement, coalition_margin, net_partner
 from clearhouse.domain.periods import period_bounds, period_of
 from clearhouse.services.database import Database
+from clearhouse.services.metrics import SETTLEMENT_SECONDS
 from clearhouse.statements.documents import (
     COALITION_PARTY,
     SignedStatement,
@@ -121,6 +122,10 @@ class Clearing:
 
     async def settle(self, period: str) -> Settlement:
         """Close if need be, net, check, post, state and sign; once."""
+        with SETTLEMENT_SECONDS.time():
+            return await self._settle_once(period)
+
+    async def _settle_once(self, period: str) -> Settlement:
         async with self._database.transaction() as connection:
             closed = await self._close(connection, period)
             await connection.execute("SELECT 1 FROM periods WHERE period = $1 FOR UPDATE", period)

@@ -41,6 +41,7 @@ from clearhouse.domain.ledger import REASON_LENGTH_MAX, REFERENCE_LENGTH_MAX, En
 from clearhouse.domain.purposes import Purpose
 from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
+from clearhouse.services.metrics import ENTRIES_POSTED
 from clearhouse.storage import ledger as store
 from clearhouse.storage.ledger import EntryRow, Evidence
 
@@ -292,6 +293,7 @@ class Ledger:
             if error is None:
                 raise
             raise error(_detail(exc)) from exc
+        ENTRIES_POSTED.labels(draft.kind.value).inc()
         entry = EntryRow(
             entry_id=entry_id,
             kind=draft.kind,

@@ -39,7 +39,7 @@ from clearhouse.web.clearing import (
     PeriodAdminController,
     StatementController,
 )
-from clearhouse.web.health import HealthController
+from clearhouse.web.health import HealthController, metrics
 from clearhouse.web.members import MemberController
 from clearhouse.web.partner import TransactionController
 from clearhouse.web.problems import exception_handlers, problem_plugin
@@ -141,7 +141,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         operator_api.append(ClockController)
 
     return Litestar(
-        route_handlers=[HealthController, coalition_keys, partner_api, *operator_api],
+        route_handlers=[HealthController, metrics, coalition_keys, partner_api, *operator_api],
         state=state,
         on_startup=[open_database],
         on_shutdown=[close_database],

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, Response, get
 from litestar.datastructures import State
 
 from clearhouse.services.clock import ledger_time
 from clearhouse.services.database import Database
+from clearhouse.services.metrics import CONTENT_TYPE, exposition
 from clearhouse.web.problems import problem_responses
 
 
@@ -36,3 +37,13 @@ class HealthController(Controller):
         database: Database = state.database
         now = await ledger_time(database)
         return Readiness(status="ready", ledger_time=now.isoformat().replace("+00:00", "Z"))
+
+
+@get(
+    "/metrics",
+    summary="Prometheus metrics of this process",
+    tags=["health"],
+    include_in_schema=True,
+)
+async def metrics() -> Response[bytes]:
+    return Response(exposition(), media_type=CONTENT_TYPE)

@@ -15,6 +15,8 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from clearhouse.services.metrics import REQUESTS
+
 log = structlog.get_logger("clearhouse.web")
 
 _STATE_KEY = "request_id"
@@ -27,6 +29,19 @@ def request_id_of(scope: Scope | Any) -> str:
     if request_id is None:
         request_id = state[_STATE_KEY] = f"urn:uuid:{uuid.uuid4()}"
     return str(request_id)
+
+
+def _status_of(exc: Exception) -> int:
+    from litestar.exceptions import HTTPException
+
+    from clearhouse.domain.errors import ClearhouseError
+    from clearhouse.web.problems import PROBLEMS
+
+    if isinstance(exc, HTTPException):
+        return exc.status_code
+    if isinstance(exc, ClearhouseError):
+        return PROBLEMS.get(exc.code, (500, ""))[0]
+    return 500
 
 
 class RequestIdMiddleware(ASGIMiddleware):
@@ -48,7 +63,13 @@ class RequestIdMiddleware(ASGIMiddleware):
 
         try:
             await next_app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Answered by the exception handlers outside this middleware: their status.
+            status = _status_of(exc)
+            raise
         finally:
+            route = str(scope.get("path_template") or "unmatched")
+            REQUESTS.labels(scope.get("method", ""), route, str(status)).inc()
             log.info(
                 "request",
                 request_id=request_id,

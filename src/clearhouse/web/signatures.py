@@ -58,6 +58,7 @@ from clearhouse.crypto.http_signatures import (
 from clearhouse.domain.errors import ClearhouseError
 from clearhouse.services import access
 from clearhouse.services.database import Database
+from clearhouse.services.metrics import SIGNATURE_FAILURES
 
 NONCE_LENGTH_MIN: Final = 16
 NONCE_LENGTH_MAX: Final = 128
@@ -312,7 +313,11 @@ class PartnerSignatureMiddleware(ASGIMiddleware):
                     "unsupported_media_type", "the body must be application/json"
                 )
         purpose_bound = bool(scope["route_handler"].opt.get("purpose_bound", True))
-        partner = await verifier.verify(scope, fields, body, purpose_bound)
+        try:
+            partner = await verifier.verify(scope, fields, body, purpose_bound)
+        except SignatureProblem as problem:
+            SIGNATURE_FAILURES.labels(problem.code).inc()
+            raise
         scope.setdefault("state", {})["partner"] = partner
         delivered = False
 

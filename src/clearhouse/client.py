@@ -193,6 +193,14 @@ class _Signer:
             if value is not None:
                 request.headers[name] = value
 
+    def answer(self, response: httpx.Response) -> None:
+        """Raise the problem of an answer (unsigned refusals first), or check its receipt."""
+        if response.status_code >= 400 and "signature" not in response.headers:
+            raise _problem(response)
+        self.check_receipt(response)
+        if response.status_code >= 400:
+            raise _problem(response)
+
     def check_receipt(self, response: httpx.Response) -> None:
         """Verify the coalition's signature over status, body digest and our signature."""
         fields = HeaderFields(response.headers.multi_items())
@@ -233,71 +241,128 @@ class _Signer:
             raise ResponseNotSigned("the receipt does not cover the request's signature")
 
 
-def _json_request(
-    client: httpx.Client | httpx.AsyncClient,
-    method: str,
-    path: str,
-    *,
-    purpose: str | None,
-    body: Mapping[str, Any] | None = None,
-    idempotency_key: str | None = None,
-    params: Mapping[str, Any] | None = None,
-) -> httpx.Request:
-    headers: dict[str, str] = {"Accept": "application/json"}
-    content = None
-    if body is not None:
-        content = msgspec.json.encode(body)
-        headers["Content-Type"] = "application/json"
-    if idempotency_key is not None:
-        headers["Idempotency-Key"] = idempotency_key
-    if purpose is not None:
-        headers["Data-Purpose"] = purpose
-    return client.build_request(method, path, content=content, headers=headers, params=params)
-
-
-def _points_body(
-    member_id: str,
-    points: int,
-    reference: str,
-    occurred_at: datetime | None,
-    metadata: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    moment = (occurred_at or datetime.now(UTC)).astimezone(UTC)
-    body: dict[str, Any] = {
-        "member_id": member_id,
-        "points": points,
-        "occurred_at": moment.isoformat().replace("+00:00", "Z"),
-        "reference": reference,
-    }
-    if metadata is not None:
-        body["metadata"] = dict(metadata)
-    return body
-
-
-def _reversal_body(reason: str, points: int | None) -> dict[str, Any]:
-    return {"reason": reason} if points is None else {"reason": reason, "points": points}
-
-
-def _enrolment_body(
-    member_id: str | None,
-    personal: Mapping[str, str] | None,
-    consents: Sequence[Mapping[str, Any]],
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"consents": [dict(c) for c in consents]}
-    if member_id is not None:
-        body["member_id"] = member_id
-    if personal:
-        body["personal"] = dict(personal)
-    return body
-
-
-def _new_key() -> str:
-    return str(uuid.uuid4())
-
-
 def _decode_keys(response: httpx.Response) -> dict[str, bytes]:
     keys = response.json()["keys"]
     return {k["key_id"]: base64.b64decode(k["public_key"]) for k in keys}
+
+
+class _Calls:
+    """The requests of every operation, built once for the sync and the async client."""
+
+    def __init__(self, http: httpx.Client | httpx.AsyncClient) -> None:
+        self._http = http
+
+    def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        purpose: str | None,
+        body: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> httpx.Request:
+        headers: dict[str, str] = {"Accept": "application/json"}
+        content = None
+        if body is not None:
+            content = msgspec.json.encode(body)
+            headers["Content-Type"] = "application/json"
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        if purpose is not None:
+            headers["Data-Purpose"] = purpose
+        return self._http.build_request(
+            method, path, content=content, headers=headers, params=params
+        )
+
+    def points(
+        self,
+        kind: str,
+        member_id: str,
+        points: int,
+        reference: str,
+        occurred_at: datetime | None,
+        metadata: Mapping[str, Any] | None,
+        idempotency_key: str | None,
+    ) -> httpx.Request:
+        moment = (occurred_at or datetime.now(UTC)).astimezone(UTC)
+        body: dict[str, Any] = {
+            "member_id": member_id,
+            "points": points,
+            "occurred_at": moment.isoformat().replace("+00:00", "Z"),
+            "reference": reference,
+        }
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        return self._json(
+            "POST",
+            f"/v1/transactions/{kind}",
+            purpose="accrual" if kind == "issue" else "redemption",
+            body=body,
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
+        )
+
+    def reversal(
+        self, entry: Entry, reason: str, points: int | None, idempotency_key: str | None
+    ) -> httpx.Request:
+        body: dict[str, Any] = {"reason": reason}
+        if points is not None:
+            body["points"] = points
+        return self._json(
+            "POST",
+            f"/v1/transactions/{entry.entry_id}/reversals",
+            purpose="accrual" if entry.kind == "issue" else "redemption",
+            body=body,
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
+        )
+
+    def entry(self, entry_id: UUID | str) -> httpx.Request:
+        return self._json("GET", f"/v1/transactions/{entry_id}", purpose="settlement")
+
+    def page(self, period: str, page_size: int, cursor: str | None) -> httpx.Request:
+        params: dict[str, Any] = {"period": period, "limit": page_size}
+        if cursor:
+            params["cursor"] = cursor
+        return self._json("GET", "/v1/transactions", purpose="settlement", params=params)
+
+    def enrol(
+        self,
+        member_id: str | None,
+        personal: Mapping[str, str] | None,
+        consents: Sequence[Mapping[str, Any]],
+        idempotency_key: str | None,
+    ) -> httpx.Request:
+        body: dict[str, Any] = {"consents": [dict(c) for c in consents]}
+        if member_id is not None:
+            body["member_id"] = member_id
+        if personal:
+            body["personal"] = dict(personal)
+        return self._json(
+            "POST",
+            "/v1/members",
+            purpose="enrolment",
+            body=body,
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
+        )
+
+    def member(self, member_id: str, purpose: str) -> httpx.Request:
+        return self._json("GET", f"/v1/members/{member_id}", purpose=purpose)
+
+    def consents(self, member_id: str, consents: Sequence[Mapping[str, Any]]) -> httpx.Request:
+        return self._json(
+            "PUT",
+            f"/v1/members/{member_id}/consents",
+            purpose="consent_management",
+            body={"consents": list(consents)},
+        )
+
+
+def _entry(response: httpx.Response) -> Entry:
+    return msgspec.json.decode(response.content, type=Entry)
+
+
+def _page(response: httpx.Response) -> EntryPage:
+    return msgspec.json.decode(response.content, type=EntryPage)
 
 
 class PartnerClient:
@@ -316,6 +381,7 @@ class PartnerClient:
     ) -> None:
         self._signer = _Signer(key_id, private_key, coalition_keys)
         self._http = httpx.Client(base_url=base_url, timeout=timeout_s, transport=transport)
+        self._calls = _Calls(self._http)
 
     def __enter__(self) -> Self:
         return self
@@ -349,11 +415,7 @@ class PartnerClient:
             with attempt:
                 self._signer.sign(request)  # fresh nonce and created on every attempt
                 response = self._http.send(request)
-                if response.status_code >= 400 and "signature" not in response.headers:
-                    raise _problem(response)
-                self._signer.check_receipt(response)
-                if response.status_code >= 400:
-                    raise _problem(response)
+                self._signer.answer(response)
         return response
 
     def issue(
@@ -367,15 +429,10 @@ class PartnerClient:
         idempotency_key: str | None = None,
     ) -> Entry:
         """Issue ``points`` to the member; retries reuse the same Idempotency-Key."""
-        request = _json_request(
-            self._http,
-            "POST",
-            "/v1/transactions/issue",
-            purpose="accrual",
-            body=_points_body(member_id, points, reference, occurred_at, metadata),
-            idempotency_key=idempotency_key or _new_key(),
+        call = self._calls.points(
+            "issue", member_id, points, reference, occurred_at, metadata, idempotency_key
         )
-        return msgspec.json.decode(self._send(request).content, type=Entry)
+        return _entry(self._send(call))
 
     def redeem(
         self,
@@ -388,15 +445,10 @@ class PartnerClient:
         idempotency_key: str | None = None,
     ) -> Entry:
         """Redeem ``points`` of the member; ``Conflict`` with code insufficient_points if short."""
-        request = _json_request(
-            self._http,
-            "POST",
-            "/v1/transactions/redeem",
-            purpose="redemption",
-            body=_points_body(member_id, points, reference, occurred_at, metadata),
-            idempotency_key=idempotency_key or _new_key(),
+        call = self._calls.points(
+            "redeem", member_id, points, reference, occurred_at, metadata, idempotency_key
         )
-        return msgspec.json.decode(self._send(request).content, type=Entry)
+        return _entry(self._send(call))
 
     def reverse(
         self,
@@ -407,33 +459,16 @@ class PartnerClient:
         idempotency_key: str | None = None,
     ) -> Entry:
         """Reverse all (``points=None``) or part of what remains of one of our entries."""
-        request = _json_request(
-            self._http,
-            "POST",
-            f"/v1/transactions/{entry.entry_id}/reversals",
-            purpose="accrual" if entry.kind == "issue" else "redemption",
-            body=_reversal_body(reason, points),
-            idempotency_key=idempotency_key or _new_key(),
-        )
-        return msgspec.json.decode(self._send(request).content, type=Entry)
+        return _entry(self._send(self._calls.reversal(entry, reason, points, idempotency_key)))
 
     def entry(self, entry_id: UUID | str) -> Entry:
-        request = _json_request(
-            self._http, "GET", f"/v1/transactions/{entry_id}", purpose="settlement"
-        )
-        return msgspec.json.decode(self._send(request).content, type=Entry)
+        return _entry(self._send(self._calls.entry(entry_id)))
 
     def entries(self, period: str, *, page_size: int = 500) -> Iterator[Entry]:
         """All our entries of ``period`` (``YYYY-MM``), page by page."""
         cursor: str | None = None
         while True:
-            params: dict[str, Any] = {"period": period, "limit": page_size}
-            if cursor:
-                params["cursor"] = cursor
-            request = _json_request(
-                self._http, "GET", "/v1/transactions", purpose="settlement", params=params
-            )
-            page = msgspec.json.decode(self._send(request).content, type=EntryPage)
+            page = _page(self._send(self._calls.page(period, page_size, cursor)))
             yield from page.entries
             if page.next_cursor is None:
                 return
@@ -448,34 +483,20 @@ class PartnerClient:
         idempotency_key: str | None = None,
     ) -> str:
         """Enrol a member (Data-Purpose: enrolment); returns the member id."""
-        request = _json_request(
-            self._http,
-            "POST",
-            "/v1/members",
-            purpose="enrolment",
-            body=_enrolment_body(member_id, personal, consents),
-            idempotency_key=idempotency_key or _new_key(),
-        )
-        return str(self._send(request).json()["member_id"])
+        call = self._calls.enrol(member_id, personal, consents, idempotency_key)
+        return str(self._send(call).json()["member_id"])
 
     def member(self, member_id: str, *, purpose: str) -> dict[str, Any]:
         """The member as ``purpose`` allows: only the fields the contract grants for it."""
-        request = _json_request(self._http, "GET", f"/v1/members/{member_id}", purpose=purpose)
-        result: dict[str, Any] = self._send(request).json()
+        result: dict[str, Any] = self._send(self._calls.member(member_id, purpose)).json()
         return result
 
     def set_consents(
         self, member_id: str, consents: Sequence[Mapping[str, Any]]
     ) -> list[dict[str, Any]]:
         """Record consents given or withdrawn (``{"purpose": ..., "granted": ...}``)."""
-        request = _json_request(
-            self._http,
-            "PUT",
-            f"/v1/members/{member_id}/consents",
-            purpose="consent_management",
-            body={"consents": list(consents)},
-        )
-        history: list[dict[str, Any]] = self._send(request).json()["consents"]
+        response = self._send(self._calls.consents(member_id, consents))
+        history: list[dict[str, Any]] = response.json()["consents"]
         return history
 
 
@@ -494,6 +515,7 @@ class AsyncPartnerClient:
     ) -> None:
         self._signer = _Signer(key_id, private_key, coalition_keys)
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, transport=transport)
+        self._calls = _Calls(self._http)
 
     async def __aenter__(self) -> Self:
         return self
@@ -526,11 +548,7 @@ class AsyncPartnerClient:
             with attempt:
                 self._signer.sign(request)
                 response = await self._http.send(request)
-                if response.status_code >= 400 and "signature" not in response.headers:
-                    raise _problem(response)
-                self._signer.check_receipt(response)
-                if response.status_code >= 400:
-                    raise _problem(response)
+                self._signer.answer(response)
         return response
 
     async def issue(
@@ -543,15 +561,10 @@ class AsyncPartnerClient:
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Entry:
-        request = _json_request(
-            self._http,
-            "POST",
-            "/v1/transactions/issue",
-            purpose="accrual",
-            body=_points_body(member_id, points, reference, occurred_at, metadata),
-            idempotency_key=idempotency_key or _new_key(),
+        call = self._calls.points(
+            "issue", member_id, points, reference, occurred_at, metadata, idempotency_key
         )
-        return msgspec.json.decode((await self._send(request)).content, type=Entry)
+        return _entry(await self._send(call))
 
     async def redeem(
         self,
@@ -563,15 +576,10 @@ class AsyncPartnerClient:
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Entry:
-        request = _json_request(
-            self._http,
-            "POST",
-            "/v1/transactions/redeem",
-            purpose="redemption",
-            body=_points_body(member_id, points, reference, occurred_at, metadata),
-            idempotency_key=idempotency_key or _new_key(),
+        call = self._calls.points(
+            "redeem", member_id, points, reference, occurred_at, metadata, idempotency_key
         )
-        return msgspec.json.decode((await self._send(request)).content, type=Entry)
+        return _entry(await self._send(call))
 
     async def reverse(
         self,
@@ -581,32 +589,16 @@ class AsyncPartnerClient:
         points: int | None = None,
         idempotency_key: str | None = None,
     ) -> Entry:
-        request = _json_request(
-            self._http,
-            "POST",
-            f"/v1/transactions/{entry.entry_id}/reversals",
-            purpose="accrual" if entry.kind == "issue" else "redemption",
-            body=_reversal_body(reason, points),
-            idempotency_key=idempotency_key or _new_key(),
-        )
-        return msgspec.json.decode((await self._send(request)).content, type=Entry)
+        call = self._calls.reversal(entry, reason, points, idempotency_key)
+        return _entry(await self._send(call))
 
     async def entry(self, entry_id: UUID | str) -> Entry:
-        request = _json_request(
-            self._http, "GET", f"/v1/transactions/{entry_id}", purpose="settlement"
-        )
-        return msgspec.json.decode((await self._send(request)).content, type=Entry)
+        return _entry(await self._send(self._calls.entry(entry_id)))
 
     async def entries(self, period: str, *, page_size: int = 500) -> AsyncIterator[Entry]:
         cursor: str | None = None
         while True:
-            params: dict[str, Any] = {"period": period, "limit": page_size}
-            if cursor:
-                params["cursor"] = cursor
-            request = _json_request(
-                self._http, "GET", "/v1/transactions", purpose="settlement", params=params
-            )
-            page = msgspec.json.decode((await self._send(request)).content, type=EntryPage)
+            page = _page(await self._send(self._calls.page(period, page_size, cursor)))
             for entry in page.entries:
                 yield entry
             if page.next_cursor is None:
@@ -621,30 +613,17 @@ class AsyncPartnerClient:
         consents: Sequence[Mapping[str, Any]] = (),
         idempotency_key: str | None = None,
     ) -> str:
-        request = _json_request(
-            self._http,
-            "POST",
-            "/v1/members",
-            purpose="enrolment",
-            body=_enrolment_body(member_id, personal, consents),
-            idempotency_key=idempotency_key or _new_key(),
-        )
-        return str((await self._send(request)).json()["member_id"])
+        call = self._calls.enrol(member_id, personal, consents, idempotency_key)
+        return str((await self._send(call)).json()["member_id"])
 
     async def member(self, member_id: str, *, purpose: str) -> dict[str, Any]:
-        request = _json_request(self._http, "GET", f"/v1/members/{member_id}", purpose=purpose)
-        result: dict[str, Any] = (await self._send(request)).json()
+        response = await self._send(self._calls.member(member_id, purpose))
+        result: dict[str, Any] = response.json()
         return result
 
     async def set_consents(
         self, member_id: str, consents: Sequence[Mapping[str, Any]]
     ) -> list[dict[str, Any]]:
-        request = _json_request(
-            self._http,
-            "PUT",
-            f"/v1/members/{member_id}/consents",
-            purpose="consent_management",
-            body={"consents": list(consents)},
-        )
-        history: list[dict[str, Any]] = (await self._send(request)).json()["consents"]
+        response = await self._send(self._calls.consents(member_id, consents))
+        history: list[dict[str, Any]] = response.json()["consents"]
         return history

@@ -21,10 +21,11 @@ In one run, on one server, in a database of its own (``clearhouse_bench_clearing
    ``GROUP BY`` a person would write over the same postings (per partner and kind, the points of
    the period), alternating with it, and a bare openpyxl write-only loop appending as many rows of
    the same ten columns (plain values, no formats, no cell objects) into as many workbooks.
-3. **Traced pass** (unless ``--no-tracemalloc``): the same steps again on a byte-identical copy of
-   the loaded database made before the timed pass, each step under ``tracemalloc``, for the peak of
-   the Python heap. tracemalloc slows allocation-heavy Python down a lot, so its pass gives the heap
-   figures only and the timed pass gives the seconds.
+3. **Traced pass** (unless ``--no-tracemalloc``): close, settle and the workbooks again, on a
+   byte-identical copy of the loaded database made before the timed pass, each step under
+   ``tracemalloc``, for the peak of the Python heap. tracemalloc slows allocation-heavy Python
+   down four to six times, so this pass gives the heap figures only and the timed pass the
+   seconds; the references are not traced (their memory is no goal).
 
 Memory of this process: per step, the peak resident set sampled every 5 ms from
 ``/proc/self/statm`` (timed pass), and ``ru_maxrss`` after it, which is the high-water mark of the
@@ -39,16 +40,18 @@ import contextlib
 import gc
 import os
 import platform
+import random
 import resource
 import tempfile
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, Final
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -56,6 +59,7 @@ import openpyxl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from openpyxl import Workbook
 
+from clearhouse.bench.cpu import process_cpu_s
 from clearhouse.bench.report import headline, machine_facts, ratio, timestamp, write_json
 from clearhouse.bench.servers import (
     BenchError,
@@ -100,7 +104,7 @@ DEFAULT_OUT: Final = Path("reports") / "bench-clearing.json"
 GOAL_NETTING_OVER_GROUP_BY: Final = 1.5
 GOAL_WORKBOOKS_OVER_BARE: Final = 1.3
 GOAL_PEAK_MIB: Final = 300.0
-RSS_SAMPLE_S: Final = 0.005
+RSS_SAMPLE_S: Final = 0.01
 MIB: Final = 1024 * 1024
 
 _CONTRACT: Final = """
@@ -316,21 +320,51 @@ class _RssSampler:
 
 @dataclass(slots=True)
 class Measured:
-    """One step: its seconds and what memory it took, in bytes."""
+    """One step: its seconds, CPU seconds by whom, and what memory it took (bytes)."""
 
     seconds: float = 0.0
+    cpu_s: float = 0.0
+    """CPU of this process (all its threads: the workbooks are zipped in a worker thread)."""
+    postgres_cpu_s: float = 0.0
+    """CPU of the PostgreSQL backends connected to the bench database (0 if not local)."""
     rss_before: int = 0
     rss_peak: int = 0
     maxrss_after: int = 0
     heap_peak: int | None = None
     """tracemalloc's peak of what the step allocated and kept at once (traced pass only)."""
 
+    @classmethod
+    def combined(cls, parts: Sequence[Measured]) -> Measured:
+        """Parts of one step measured apart (one workbook each): times add, peaks are maxima."""
+        heaps = [p.heap_peak for p in parts if p.heap_peak is not None]
+        return cls(
+            seconds=sum(p.seconds for p in parts),
+            cpu_s=sum(p.cpu_s for p in parts),
+            postgres_cpu_s=sum(p.postgres_cpu_s for p in parts),
+            rss_before=parts[0].rss_before,
+            rss_peak=max(p.rss_peak for p in parts),
+            maxrss_after=max(p.maxrss_after for p in parts),
+            heap_peak=max(heaps) if heaps else None,
+        )
 
-@contextlib.contextmanager
-def measuring(traced: bool) -> Iterator[Measured]:
-    """Time the block; sample its resident set; under tracemalloc when ``traced``."""
+
+async def _backend_cpu(database: Database) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to the bench database."""
+    async with database.driver_connection() as connection:
+        rows = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        )
+    return {int(r["pid"]): process_cpu_s(int(r["pid"])) for r in rows}
+
+
+@contextlib.asynccontextmanager
+async def measuring(database: Database, traced: bool) -> AsyncIterator[Measured]:
+    """Time the block, its CPU here and in PostgreSQL; sample its resident set; under
+    tracemalloc when ``traced``."""
     gc.collect()
+    backends = await _backend_cpu(database)
     figures = Measured(rss_before=_rss_bytes())
+    cpu = time.process_time()
     with _RssSampler() as sampler:
         if traced:
             tracemalloc.start()
@@ -342,8 +376,12 @@ def measuring(traced: bool) -> Iterator[Measured]:
             if traced:
                 figures.heap_peak = tracemalloc.get_traced_memory()[1]
                 tracemalloc.stop()
+    figures.cpu_s = time.process_time() - cpu
     figures.rss_peak = sampler.peak
     figures.maxrss_after = _maxrss_bytes()
+    # A backend that connected in between spent all its CPU in between.
+    after = await _backend_cpu(database)
+    figures.postgres_cpu_s = sum(s - backends.get(pid, 0.0) for pid, s in after.items())
 
 
 def _median(runs: Sequence[Measured]) -> Measured:
@@ -377,6 +415,10 @@ class Step:
             "rows": self.rows,
             "rows_are": self.rows_what,
             "rows_per_s": round(self.rows_per_s, 1),
+            "cpu_seconds": {
+                "this_process": round(self.timed.cpu_s, 3),
+                "postgresql_backends": round(self.timed.postgres_cpu_s, 3),
+            },
             "rss_peak_mib": _mib(self.timed.rss_peak),
             "rss_before_mib": _mib(self.timed.rss_before),
             "ru_maxrss_after_mib": _mib(self.timed.maxrss_after),
@@ -493,11 +535,6 @@ class ClearingBenchReport:
                 "settle overall / raw GROUP BY",
                 ratio(steps["settle"].timed.seconds, group_by),
             ),
-            (
-                "close_over_group_by",
-                "close / raw GROUP BY",
-                ratio(steps["close"].timed.seconds, group_by),
-            ),
         ]
 
     def as_json(self) -> dict[str, object]:
@@ -581,20 +618,22 @@ def render(report: ClearingBenchReport) -> str:
         f"; VACUUM ANALYZE {load.vacuum_analyze_s:,.1f} s",
         "  kinds: " + ", ".join(f"{k} {v:,}" for k, v in sorted(load.by_kind.items())),
         "",
-        f"  {'step':<34}{'seconds':>9}{'rows/s':>12}{'rows':>12}"
-        f"{'RSS peak':>10}{'maxrss':>9}{'py heap':>9}",
-        f"  {'':<34}{'':>9}{'':>12}{'':>12}{'MiB':>10}{'MiB':>9}{'MiB':>9}",
+        f"  {'step':<34}{'seconds':>9}{'rows/s':>11}{'rows':>11}"
+        f"{'CPU here':>9}{'CPU pg':>8}{'RSS peak':>9}{'maxrss':>8}{'py heap':>8}",
+        f"  {'':<34}{'':>9}{'':>11}{'':>11}{'s':>9}{'s':>8}{'MiB':>9}{'MiB':>8}{'MiB':>8}",
     ]
     for step in report.steps.values():
+        timed = step.timed
         heap = "-" if step.traced is None else f"{(step.traced.heap_peak or 0) / MIB:,.1f}"
         lines.append(
-            f"  {step.label:<34}{step.timed.seconds:>9,.2f}{step.rows_per_s:>12,.0f}"
-            f"{step.rows:>12,}{step.timed.rss_peak / MIB:>10,.1f}"
-            f"{step.timed.maxrss_after / MIB:>9,.1f}{heap:>9}"
+            f"  {step.label:<34}{timed.seconds:>9,.2f}{step.rows_per_s:>11,.0f}{step.rows:>11,}"
+            f"{timed.cpu_s:>9,.1f}{timed.postgres_cpu_s:>8,.1f}{timed.rss_peak / MIB:>9,.1f}"
+            f"{timed.maxrss_after / MIB:>8,.1f}{heap:>8}"
         )
     lines += [
         "",
         "  rows: entries (close, settle, netting, GROUP BY), entry rows written (workbooks, bare).",
+        "  CPU here: this process, all threads; CPU pg: the bench database's PostgreSQL backends.",
         "  RSS peak: sampled during the step; maxrss: ru_maxrss after it (process high-water);",
         "  py heap: tracemalloc peak of the step, from the traced pass on a copy of the database.",
     ]
@@ -768,62 +807,50 @@ def _open_for_writing(path: Path) -> BinaryIO:
     return path.open("wb")
 
 
-async def _write_workbooks(
-    clearing: Clearing, settlement: Settlement, folder: Path
-) -> list[tuple[str, Path]]:
-    written = []
-    for statement in settlement.statements:
-        path = folder / f"{statement.party}.xlsx"
-        with _open_for_writing(path) as out:
-            await clearing.write_workbook(PERIOD, statement.party, out)
-        written.append((statement.party, path))
-    return written
-
-
-def _bare_rows(count: int, partner_id: str) -> Iterator[list[object]]:
-    """Rows of the Entries sheet's ten columns as plain values: ids, moments, text, integers."""
+def _bare_rows(count: int, partner_id: str, seed: str) -> Iterator[list[object]]:
+    """Rows of the Entries sheet's ten columns as plain values, alike in kind and length to the
+    real ones (random UUIDs, member ids, references, one in ten a reversal)."""
+    rng = random.Random(seed)
+    bits = rng.getrandbits
     moment = datetime(2030, 1, 1, tzinfo=UTC).replace(tzinfo=None)  # Excel's carry no zone
     tick = timedelta(seconds=2)
+    kinds = ("issue", "issue", "issue", "issue", "issue", "issue", "redeem", "redeem", "redeem")
     for n in range(count):
-        entry_id = f"{n:08x}-0000-4000-8000-{n:012x}"
         moment += tick
+        reversal = n % 10 == 9
         yield [
-            entry_id,
+            str(UUID(int=bits(128))),
             moment,
             moment - tick,
-            "issue",
+            "reversal" if reversal else kinds[n % 9],
             partner_id,
-            f"bench-member-{n % 100_000:06d}",
-            n % 100 + 1,
+            f"bench-member-{bits(17) % 100_000:06d}",
+            bits(7) + 1,
             1,
-            f"receipt {n:08x}",
-            entry_id if n % 10 == 9 else None,
+            "return of goods" if reversal else f"receipt {bits(32):08x}",
+            str(UUID(int=bits(128))) if reversal else None,
         ]
 
 
-def bare_writer(counts: Sequence[tuple[str, int]], folder: Path) -> list[WorkbookFile]:
-    """The reference: a write-only workbook per party, as many rows of the same ten columns,
-    plain values, no formats or cell objects; past Excel's row limit on a further sheet."""
-    written = []
+def bare_workbook(party: str, count: int, path: Path) -> WorkbookFile:
+    """The reference: a write-only workbook of ``count`` rows of the same ten columns, plain
+    values, no formats or cell objects; past Excel's row limit on a further sheet."""
     header = [name for name, _ in ENTRY_COLUMNS]
-    for party, count in counts:
-        workbook = Workbook(write_only=True)
-        rows = _bare_rows(count, party)
-        left, number = count, 0
-        while True:
-            number += 1
-            sheet = workbook.create_sheet(entries_sheet_title(number))
-            sheet.append(header)
-            take = min(left, EXCEL_MAX_ROWS - 1)
-            for _ in range(take):
-                sheet.append(next(rows))
-            left -= take
-            if left <= 0:
-                break
-        path = folder / f"{party}.xlsx"
-        workbook.save(path)
-        written.append(WorkbookFile(party, count, path.stat().st_size))
-    return written
+    workbook = Workbook(write_only=True)
+    rows = _bare_rows(count, party, seed=party)
+    left, number = count, 0
+    while True:
+        number += 1
+        sheet = workbook.create_sheet(entries_sheet_title(number))
+        sheet.append(header)
+        take = min(left, EXCEL_MAX_ROWS - 1)
+        for _ in range(take):
+            sheet.append(next(rows))
+        left -= take
+        if left <= 0:
+            break
+    workbook.save(path)
+    return WorkbookFile(party, count, path.stat().st_size)
 
 
 @dataclass(slots=True)
@@ -843,7 +870,8 @@ async def _run_pass(
     repeats: int,
     progress: Callable[[str], None],
 ) -> _Pass:
-    """Close, settle, the netting and the GROUP BY alternately, the workbooks, the bare writer."""
+    """Close, settle, the netting and the GROUP BY alternately, the workbooks, the bare writer;
+    traced: close, settle and the workbooks only, each under tracemalloc."""
     figures = _Pass()
     clearing = Clearing(
         database,
@@ -854,11 +882,11 @@ async def _run_pass(
     how = "under tracemalloc" if traced else "timed"
     await checkpoint(server)
     progress(f"close {PERIOD} ({how})")
-    with measuring(traced) as figures.steps["close"]:
+    async with measuring(database, traced) as figures.steps["close"]:
         closed = await clearing.close(PERIOD)
     await checkpoint(server)
     progress(f"settle {PERIOD} ({how})")
-    with measuring(traced) as figures.steps["settle"]:
+    async with measuring(database, traced) as figures.steps["settle"]:
         settlement = await clearing.settle(PERIOD)
     coalition = next(s for s in settlement.statements if s.party == COALITION_PARTY).body()
     roll = coalition["points_roll_forward"]
@@ -875,50 +903,71 @@ async def _run_pass(
         },
     }
 
-    await checkpoint(server)
-    progress(f"netting's aggregate part and the raw GROUP BY, alternately, {repeats} times each")
-    netting: list[Measured] = []
-    group_by: list[Measured] = []
-    for _ in range(repeats):
-        with measuring(traced) as run:
-            await _netting(database, closed)
-        netting.append(run)
-        with measuring(traced) as run:
-            await _group_by(database, closed)
-        group_by.append(run)
-    figures.steps["netting"], figures.steps["group_by"] = _median(netting), _median(group_by)
-    figures.runs["netting"] = [m.seconds for m in netting]
-    figures.runs["group_by"] = [m.seconds for m in group_by]
+    if not traced:
+        await checkpoint(server)
+        progress(f"netting's aggregate part and the raw GROUP BY, alternately, {repeats} times")
+        netting: list[Measured] = []
+        group_by: list[Measured] = []
+        for _ in range(repeats):
+            async with measuring(database, traced) as run:
+                await _netting(database, closed)
+            netting.append(run)
+            async with measuring(database, traced) as run:
+                await _group_by(database, closed)
+            group_by.append(run)
+        figures.steps["netting"], figures.steps["group_by"] = _median(netting), _median(group_by)
+        figures.runs["netting"] = [m.seconds for m in netting]
+        figures.runs["group_by"] = [m.seconds for m in group_by]
 
+    counts = await _rows_per_party(database, closed, settlement)
+    # Each workbook, then (timed pass) the bare writer's of as many rows, party by party: the
+    # two figures are taken side by side, so a drift of a shared machine bears on both alike.
+    progress(
+        f"{len(counts)} workbooks through Clearing.write_workbook ({how})"
+        + ("" if traced else ", each followed by the bare openpyxl writer's of as many rows")
+    )
+    real: list[Measured] = []
+    bare: list[Measured] = []
+    with tempfile.TemporaryDirectory(prefix="clearhouse-bench-workbooks-") as folder:
+        for party, count in counts:
+            path = Path(folder) / f"{party}.xlsx"
+            async with measuring(database, traced) as run:
+                with _open_for_writing(path) as out:
+                    await clearing.write_workbook(PERIOD, party, out)
+            real.append(run)
+            figures.workbooks.append(WorkbookFile(party, count, path.stat().st_size))
+            path.unlink()
+            if traced:
+                continue
+            path = Path(folder) / f"{party}-bare.xlsx"
+            async with measuring(database, traced) as run:
+                figures.bare.append(bare_workbook(party, count, path))
+            bare.append(run)
+            path.unlink()
+    figures.steps["workbooks"] = Measured.combined(real)
+    if bare:
+        figures.steps["bare_writer"] = Measured.combined(bare)
+    return figures
+
+
+async def _rows_per_party(
+    database: Database, closed: PeriodRow, settlement: Settlement
+) -> list[tuple[str, int]]:
+    """Each statement's party and the entries its workbook lists (the coalition's: all)."""
     async with database.driver_connection() as connection:
-        per_partner = {
-            r["partner_id"]: int(r["n"])
-            for r in await connection.fetch(
-                """
-                SELECT partner_id, count(*) AS n FROM entries
-                 WHERE recorded_at >= $1 AND recorded_at < $2 GROUP BY partner_id
-                """,
-                closed.starts_at,
-                closed.ends_at,
-            )
-        }
-    counts = [
+        rows = await connection.fetch(
+            """
+            SELECT partner_id, count(*) AS n FROM entries
+             WHERE recorded_at >= $1 AND recorded_at < $2 GROUP BY partner_id
+            """,
+            closed.starts_at,
+            closed.ends_at,
+        )
+    per_partner = {r["partner_id"]: int(r["n"]) for r in rows}
+    return [
         (s.party, closed.entry_count if s.party == COALITION_PARTY else per_partner.get(s.party, 0))
         for s in settlement.statements
     ]
-    with tempfile.TemporaryDirectory(prefix="clearhouse-bench-workbooks-") as folder:
-        await checkpoint(server)
-        progress(f"{len(counts)} workbooks through Clearing.write_workbook ({how})")
-        with measuring(traced) as figures.steps["workbooks"]:
-            written = await _write_workbooks(clearing, settlement, Path(folder))
-        figures.workbooks = [
-            WorkbookFile(party, dict(counts)[party], path.stat().st_size) for party, path in written
-        ]
-    with tempfile.TemporaryDirectory(prefix="clearhouse-bench-bare-") as folder:
-        progress(f"bare openpyxl write-only loop, {sum(c for _, c in counts):,} rows ({how})")
-        with measuring(traced) as figures.steps["bare_writer"]:
-            figures.bare = bare_writer(counts, Path(folder))
-    return figures
 
 
 async def _copy_database(server: Server, source: str, target: str) -> None:
@@ -946,6 +995,7 @@ async def run_clearing_bench(
     """Load a month, run the timed pass and (unless told not to) the traced pass; drop it all."""
     server = Server.from_settings(settings)
     facts = await server_facts(server)
+    load_at_start = _load_average()
     traced: _Pass | None = None
     try:
         progress(f"creating {BENCH_DATABASE} on {server.describe()}")
@@ -999,12 +1049,14 @@ async def run_clearing_bench(
             rows,
             what,
             timed.steps[name],
-            None if traced is None else traced.steps[name],
+            None if traced is None else traced.steps.get(name),
             tuple(timed.runs.get(name, ())),
         )
         for name, label, rows, what in specs
     }
     machine = machine_facts(server, facts) | {
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": _load_average(),
         "memory_total_mib": _memory_total_mib(),
         "openpyxl": openpyxl.__version__,
         "openpyxl_uses_lxml": bool(getattr(openpyxl, "LXML", False)),
@@ -1023,6 +1075,14 @@ async def run_clearing_bench(
         traced_pass=traced is not None,
         process_peak_rss=process_peak,
     )
+
+
+def _load_average() -> list[float]:
+    """The machine's 1, 5 and 15 minute load averages: how busy others kept it."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return []
 
 
 def _memory_total_mib() -> float | None:

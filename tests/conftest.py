@@ -15,6 +15,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy.engine import make_url
 
 from clearhouse.services.database import Database
@@ -22,6 +23,11 @@ from clearhouse.storage.engine import asyncpg_url, create_engine, embedded_url
 from clearhouse.storage.migrate import upgrade
 
 REPO = Path(__file__).resolve().parents[1]
+
+# A shared, sometimes busy machine: no per-example deadline, and slow input generation is not a
+# failure (the properties are what the tests check, not hypothesis's own speed).
+settings.register_profile("clearhouse", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("clearhouse")
 
 
 def _server_url() -> str:

@@ -7,8 +7,9 @@ the opening fence) and on an optional marker comment on the line just above the 
   folder and environment of the ``coalition`` fixture below: a real ``clearhouse serve`` on a
   sandbox coalition of its own, whose November 2026 has been traded and settled; ``CLEARHOUSE_URL``,
   ``KEY_ID``, ``KEY_FILE`` (the bakery's key), ``MEMBER_ID`` and ``AUDITOR_TOKEN`` are set, and
-  the working folder holds a copy of ``reports/``. Blocks of one document share that folder, so a
-  later block may read what an earlier one wrote.
+  the working folder holds copies of ``contracts/`` and ``reports/`` (so an output computed from
+  a benchmark report fails when the report changes and the page does not). Blocks of one document
+  share that folder, so a later block may read what an earlier one wrote.
 - ``output``: exactly what the ``python`` block just before it printed (trailing blanks aside).
 - ``sh``: executed line by line, in the order of the document, against a sandbox of the
   document's own: a fresh database (``DATABASE_URL``) and a temporary working folder that holds

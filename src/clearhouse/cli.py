@@ -314,7 +314,12 @@ def _members(database: Database, settings: Settings) -> Members:
     return Members(database, ContractBook(database), master_key)
 
 
-def _clearing(database: Database, settings: Settings) -> Clearing:
+def _clearing(database: Database, settings: Settings, *, make_key: bool = True) -> Clearing:
+    """Clearing with the coalition's key; only settling may make the key on a first run."""
+    if not make_key and not settings.signing_key_file.exists():
+        raise click.ClickException(
+            f"no coalition key at {settings.signing_key_file} (CLEARHOUSE_SIGNING_KEY_FILE)"
+        )
     key = CoalitionKey.of(load_or_create_private_key(settings.signing_key_file))
     return Clearing(database, zone=settings.timezone, key=key, coalition=settings.coalition_name)
 
@@ -432,7 +437,7 @@ def audit_verify(month: str | None) -> None:
     settings = _settings()
 
     async def _verify(database: Database) -> list[str]:
-        return await _clearing(database, settings).verify(month)
+        return await _clearing(database, settings, make_key=False).verify(month)
 
     problems = _run(_verify)
     for problem in problems:

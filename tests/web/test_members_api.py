@@ -15,9 +15,11 @@ import pytest
 
 from clearhouse.services import access
 from clearhouse.services.access import Role
+from clearhouse.services.contracts import load_contracts
 from clearhouse.services.database import Database
 from tests.services.builders import contract_toml, unique
 from tests.web.harness import Partner, SignedApi, assert_problem, signed_api, utc_now
+from tests.web.signing import PartnerKey
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PERSONAL = {
@@ -181,3 +183,29 @@ async def test_an_operator_loads_contracts_and_erases_a_member(api: SignedApi) -
     report = await api.client.get(f"/v1/admin/members/{member_id}/access-report", headers=operator)
     assert report.json()["personal_fields_held"] == []
     assert report.json()["erased_at"] is not None
+
+
+async def test_reads_need_the_purpose_granted_by_the_contract(api: SignedApi) -> None:
+    """A contract without ``settlement`` lets the partner post, not read its entries back."""
+    partner_id = unique("nosettle")
+    settlement = (
+        '[purposes.settlement]\nlegal_basis = "legal_obligation"\nfields = ["transactions.own"]\n'
+    )
+    text = contract_toml(partner_id)
+    assert settlement in text
+    await load_contracts(api.database, [("v1.toml", text.replace(settlement, "").encode())])
+    key = PartnerKey.generate(f"{partner_id}-1")
+    await access.add_key(api.database, partner_id, key.public_base64, key_id=key.key_id)
+    partner = Partner(partner_id, key)
+    member = await api.member()
+    entry = await api.issued(partner, member, 5)
+    await api.refused(
+        api.request("GET", "/v1/transactions", partner, params={"period": entry["period"]}),
+        403,
+        "purpose_not_permitted",
+    )
+    await api.refused(
+        api.request("GET", f"/v1/transactions/{entry['entry_id']}", partner),
+        403,
+        "purpose_not_permitted",
+    )

@@ -18,8 +18,10 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from clearhouse.config import Settings
-from clearhouse.domain.errors import InvalidRequest, NotFound, PurposeNotPermitted
+from clearhouse.domain.errors import Forbidden, InvalidRequest, NotFound, PurposeNotPermitted
 from clearhouse.domain.periods import period_bounds
+from clearhouse.domain.purposes import Purpose
+from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
 from clearhouse.services.posting import Ledger, PointsRequest, PostedEntry
 from clearhouse.storage import ledger as store
@@ -81,6 +83,24 @@ def require_purpose(request: Request[Any, Any, Any], purpose: str) -> VerifiedPa
     partner = partner_of(request)
     if partner.data_purpose != purpose:
         raise PurposeNotPermitted(f"this endpoint serves the purpose {purpose!r} (Data-Purpose)")
+    return partner
+
+
+async def require_granted(request: Request[Any, Any, Any], purpose: str) -> VerifiedPartner:
+    """The declared purpose is this endpoint's, and the contract in force grants it."""
+    partner = require_purpose(request, purpose)
+    book: ContractBook = request.app.state.contracts
+    wanted = Purpose(purpose)
+    version = await book.in_force(partner.partner_id)
+    if version is None or wanted not in version.grants:
+        book.forget(partner.partner_id)  # a version loaded elsewhere since
+        version = await book.in_force(partner.partner_id)
+    if version is None:
+        raise Forbidden("the partner has no contract version in force")
+    if wanted not in version.grants:
+        raise PurposeNotPermitted(
+            f"contract version {version.version} grants nothing for {purpose}"
+        )
     return partner
 
 
@@ -190,7 +210,7 @@ class TransactionController(Controller):
         original = await _own_entry(database, partner.partner_id, entry_id)
         purpose = PURPOSE_OF_KIND.get(original.kind.value)
         if purpose is not None:
-            require_purpose(request, purpose)
+            await require_granted(request, purpose)
         body = await strict_body(request, ReversalBody)
         posted = await _ledger(request).reverse(
             partner.partner_id,
@@ -210,7 +230,7 @@ class TransactionController(Controller):
     async def read(
         self, request: Request[Any, Any, Any], entry_id: FromPath[UUID], data_purpose: DataPurpose
     ) -> Entry:
-        partner = require_purpose(request, "settlement")
+        partner = await require_granted(request, "settlement")
         settings: Settings = request.app.state.settings
         entry = await _own_entry(request.app.state.database, partner.partner_id, entry_id)
         return entry_out(entry, settings.timezone, with_balance=False)
@@ -228,7 +248,7 @@ class TransactionController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=PAGE_LIMIT_MAX)] = 100,
         cursor: Annotated[str | None, QueryParameter()] = None,
     ) -> EntryPage:
-        partner = require_purpose(request, "settlement")
+        partner = await require_granted(request, "settlement")
         settings: Settings = request.app.state.settings
         start, end = period_bounds(period, settings.timezone)
         after = None if cursor is None else _decode_cursor(cursor)

@@ -29,6 +29,7 @@ from clearhouse.services.coalition import add_partner, enrol_members
 from clearhouse.services.contracts import ContractBook, LoadReport, load_contracts
 from clearhouse.services.database import Database
 from clearhouse.services.members import Members
+from clearhouse.services.posting import Ledger
 from clearhouse.services.retention import run_retention
 from clearhouse.storage.engine import resolve_database_url
 from clearhouse.storage.migrate import current_revision, upgrade
@@ -103,6 +104,8 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         settings.require_master_key()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+    # Made here, once: workers starting together would each make a key of their own.
+    load_or_create_private_key(settings.signing_key_file)
     uvicorn.run(
         "clearhouse.web.app:app_from_env",
         factory=True,
@@ -218,6 +221,50 @@ def member_erase(member_id: str) -> None:
         return await _members(database, settings).erase(member_id)
 
     click.echo(f"member {member_id} erased" if _run(_erase) else f"{member_id} was erased before")
+
+
+@member.command("adjust")
+@click.argument("member_id")
+@click.option("--points", type=int, required=True, help="Positive: goodwill; negative: correction.")
+@click.option("--reason", required=True, help="Why: goodwill, a correction, ...")
+def member_adjust(member_id: str, points: int, reason: str) -> None:
+    """Goodwill (positive POINTS) or a correction (negative) against coalition:adjustments.
+
+    Mistakes are corrected this way, in the open period, never by editing entries.
+    Example: clearhouse member adjust m-1001 --points=-250 --reason "double issue on 3 Nov"
+    """
+
+    async def _adjust(database: Database) -> Any:
+        return await Ledger(database, ContractBook(database), _settings().timezone.key).adjust(
+            member_id, points, reason
+        )
+
+    posted = _run(_adjust)
+    click.echo(
+        f"adjusted {member_id} by {points:+,} points: entry {posted.entry.entry_id}, "
+        f"balance {posted.entry.member_balance_after:,}"
+    )
+
+
+@member.command("expire")
+@click.argument("member_id")
+@click.argument("points", type=int)
+def member_expire(member_id: str, points: int) -> None:
+    """Move lapsed points of a member to coalition:breakage.
+
+    Example: clearhouse member expire m-1001 120
+    """
+
+    async def _expire(database: Database) -> Any:
+        return await Ledger(database, ContractBook(database), _settings().timezone.key).expire(
+            member_id, points
+        )
+
+    posted = _run(_expire)
+    click.echo(
+        f"expired {points:,} points of {member_id}: entry {posted.entry.entry_id}, "
+        f"balance {posted.entry.member_balance_after:,}"
+    )
 
 
 @member.command("access-report")

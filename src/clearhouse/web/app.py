@@ -10,6 +10,7 @@ import asyncio
 import logging
 from typing import Any
 
+import asyncpg
 import structlog
 from litestar import Litestar, Router
 from litestar.datastructures import State
@@ -108,7 +109,9 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
             await asyncio.sleep(NONCE_PURGE_INTERVAL_S)
             try:
                 purged = await access.purge_nonces(database)
-            except ClearhouseError:
+            except (ClearhouseError, asyncpg.PostgresError) as exc:
+                # e.g. a read replica for auditors: no nonces to purge there; keep serving.
+                log.warning("nonce purge failed", error_type=type(exc).__name__)
                 continue
             log.debug("nonces purged", count=purged)
 

@@ -133,6 +133,21 @@ def _emit(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
     Console().print(table)
 
 
+def _progress(quiet: bool) -> Any:
+    """Progress bars on standard error for long work (none when the output is for scripts)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=quiet,
+        transient=True,
+    )
+
+
 def _moment(value: str | None, name: str) -> datetime | None:
     if value is None:
         return None
@@ -435,15 +450,21 @@ def settle(month: str, out: Path | None, as_json: bool) -> None:
 
     async def _settle(database: Database) -> Any:
         clearing = _clearing(database, settings)
-        settlement = await clearing.settle(month)
-        if out is not None:
+        with _progress(as_json) as bars:
+            step = bars.add_task(f"closing and settling {month}", total=None)
+            settlement = await clearing.settle(month)
+            bars.update(step, total=1, completed=1)
+            if out is None:
+                return settlement
             out.mkdir(parents=True, exist_ok=True)
+            writing = bars.add_task("writing workbooks", total=len(settlement.statements))
             for statement in settlement.statements:
                 (out / f"{statement.party}.json").write_text(
                     json.dumps(statement.with_integrity(), indent=2, sort_keys=True) + "\n"
                 )
                 with (out / f"{statement.party}.xlsx").open("wb") as workbook:
                     await clearing.write_workbook(month, statement.party, workbook)
+                bars.advance(writing)
         return settlement
 
     try:

@@ -346,3 +346,30 @@ async def test_roots_and_signatures_verify_after_retention_and_erasure() -> None
         removed = await run_retention(database)
         assert [(r.partner_id, r.removed) for r in removed] == [(partner, 1)]
         assert await clearing.verify() == []
+
+
+async def test_a_months_opening_is_the_previous_months_closing() -> None:
+    async with fresh_database() as database:
+        clearing, partners = await _a_month(database)
+        await set_ledger_time(database, sandbox=True, at=FEB_START + timedelta(hours=1))
+        member = unique("m")
+        await enrol_members(database, [member])
+        await a_ledger(database).issue(
+            partners[0], points_request(member, 250), idempotency_key="f"
+        )
+        january = await clearing.settle(JANUARY)
+        await set_ledger_time(
+            database, sandbox=True, at=datetime(2030, 3, 1, tzinfo=BERLIN) + timedelta(seconds=1)
+        )
+        february = await clearing.settle("2030-02")
+
+        def roll(settlement: object) -> dict[str, int]:
+            statements = settlement.statements  # type: ignore[attr-defined]
+            coalition = next(s for s in statements if s.party == "coalition")
+            rolled: dict[str, int] = coalition.body()["points_roll_forward"]
+            return rolled
+
+        assert roll(february)["opening"] == roll(january)["closing"] == 600
+        assert roll(february)["issued"] == 250
+        assert roll(february)["closing"] == roll(february)["member_balances_at_cut_off"] == 850
+        assert await clearing.verify() == []

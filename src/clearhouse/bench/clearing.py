@@ -778,8 +778,9 @@ async def _netting(database: Database, closed: PeriodRow) -> None:
         aggregates = await clearing_store.partner_aggregates(
             connection, closed.starts_at, closed.ends_at
         )
+        # The bench month is the first: its opening is summed from the (empty) history.
         roll_forward = await clearing_store.points_roll_forward(
-            connection, closed.starts_at, closed.ends_at
+            connection, closed.starts_at, closed.ends_at, None
         )
         partner_ids = sorted({a.partner_id for a in aggregates})
         versions = {p: await contract_store.partner_versions(connection, p) for p in partner_ids}

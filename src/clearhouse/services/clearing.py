@@ -65,6 +65,18 @@ def _signed(row: StatementRow) -> SignedStatement:
     )
 
 
+async def _previous_closing(connection: Any, period: str) -> int | None:
+    """Outstanding points at the end of the previous period, as its coalition statement says."""
+    previous = await store.previous_period(connection, period)
+    if previous is None or previous.status != "settled":
+        return None
+    rows = await store.fetch_statements(connection, previous.period, COALITION_PARTY)
+    if not rows:
+        return None
+    closing = _signed(rows[0]).body()["points_roll_forward"]["closing"]
+    return int(closing)
+
+
 class Clearing:
     def __init__(
         self,
@@ -142,7 +154,12 @@ class Clearing:
     async def _settle(self, connection: Any, closed: PeriodRow) -> list[SignedStatement]:
         period = closed.period
         aggregates = await store.partner_aggregates(connection, closed.starts_at, closed.ends_at)
-        roll_forward = await store.points_roll_forward(connection, closed.starts_at, closed.ends_at)
+        roll_forward = await store.points_roll_forward(
+            connection,
+            closed.starts_at,
+            closed.ends_at,
+            await _previous_closing(connection, period),
+        )
         partner_ids = sorted({a.partner_id for a in aggregates})
         versions: dict[str, list[ContractVersion]] = {
             p: await contract_store.partner_versions(connection, p) for p in partner_ids

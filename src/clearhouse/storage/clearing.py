@@ -207,38 +207,59 @@ async def partner_aggregates(
 
 
 async def points_roll_forward(
-    connection: asyncpg.Connection, start: datetime, end: datetime
+    connection: asyncpg.Connection, start: datetime, end: datetime, opening: int | None
 ) -> PointsRollForward:
-    """Outstanding member points at the start and the cut-off, and what moved them between."""
+    """What moved member points in ``[start, end)``, and what members held at the cut-off.
+
+    The holdings come from the members' balance rows (less what moved after the cut-off), read
+    in the same statement as the movements, so the roll-forward is checked against a second
+    source rather than against the postings it is made of. ``opening`` is the previous period's
+    closing figure; without one (the first period) it is summed from the postings before.
+    """
     row = await connection.fetchrow(
         """
+        WITH moves AS (
+            SELECT e.kind, o.kind AS original_kind, p.amount, e.recorded_at
+              FROM entries e
+              JOIN postings p ON p.entry_id = e.entry_id
+              LEFT JOIN entries o ON o.entry_id = e.reversal_of
+             WHERE e.recorded_at >= $1 AND p.asset = 'PTS' AND p.account LIKE 'member:%'
+        )
         SELECT
-          coalesce(sum(p.amount) FILTER (WHERE e.recorded_at < $1), 0) AS opening,
-          coalesce(sum(p.amount), 0) AS closing,
-          coalesce(sum(p.amount) FILTER (WHERE e.recorded_at >= $1
-              AND coalesce(o.kind, e.kind) = 'issue'), 0) AS issued,
-          coalesce(-sum(p.amount) FILTER (WHERE e.recorded_at >= $1
-              AND coalesce(o.kind, e.kind) = 'redeem'), 0) AS redeemed,
-          coalesce(-sum(p.amount) FILTER (WHERE e.recorded_at >= $1
-              AND e.kind = 'expiry'), 0) AS expired,
-          coalesce(sum(p.amount) FILTER (WHERE e.recorded_at >= $1
-              AND e.kind = 'adjustment'), 0) AS adjusted
-          FROM postings p
-          JOIN entries e ON e.entry_id = p.entry_id
-          LEFT JOIN entries o ON o.entry_id = e.reversal_of
-         WHERE p.asset = 'PTS' AND p.account LIKE 'member:%' AND e.recorded_at < $2
+          coalesce(sum(amount) FILTER (WHERE recorded_at < $2
+              AND coalesce(original_kind, kind) = 'issue'), 0) AS issued,
+          coalesce(-sum(amount) FILTER (WHERE recorded_at < $2
+              AND coalesce(original_kind, kind) = 'redeem'), 0) AS redeemed,
+          coalesce(-sum(amount) FILTER (WHERE recorded_at < $2 AND kind = 'expiry'), 0)
+              AS expired,
+          coalesce(sum(amount) FILTER (WHERE recorded_at < $2 AND kind = 'adjustment'), 0)
+              AS adjusted,
+          coalesce(sum(amount) FILTER (WHERE recorded_at >= $2), 0) AS after_cut_off,
+          (SELECT coalesce(sum(balance_points), 0) FROM member_balances) AS held_now
+          FROM moves
         """,
         start,
         end,
     )
     assert row is not None
+    if opening is None:
+        opening = int(
+            await connection.fetchval(
+                """
+                SELECT coalesce(sum(p.amount), 0) FROM entries e
+                  JOIN postings p ON p.entry_id = e.entry_id
+                 WHERE e.recorded_at < $1 AND p.asset = 'PTS' AND p.account LIKE 'member:%'
+                """,
+                start,
+            )
+        )
     return PointsRollForward(
-        opening=int(row["opening"]),
+        opening=opening,
         issued=int(row["issued"]),
         redeemed=int(row["redeemed"]),
         expired=int(row["expired"]),
         adjusted=int(row["adjusted"]),
-        closing_member_balances=int(row["closing"]),
+        closing_member_balances=int(row["held_now"]) - int(row["after_cut_off"]),
     )
 
 

@@ -17,21 +17,25 @@ In one run, on one server, in a database of its own (``clearhouse_bench_clearing
    ``Clearing.write_workbook`` for every statement (each partner's and the coalition's) into a
    temporary folder, each timed on its own. Beside them, on the same server and in the same
    process: the netting's aggregate part alone (``partner_aggregates`` and ``points_roll_forward``,
-   then the pure netting and checks: what ``settle`` does before it writes), the raw SQL
-   ``GROUP BY`` a person would write over the same postings (per partner and kind, the points of
-   the period), alternating with it, and a bare openpyxl write-only loop appending as many rows of
-   the same ten columns (plain values, no formats, no cell objects) into as many workbooks.
+   then the pure netting and checks: what ``settle`` does before it writes) alternating with the
+   raw SQL ``GROUP BY`` a person would write over the same postings (per partner and kind, the
+   points of the period), medians of ``--repeats`` runs each; and after each workbook a bare
+   openpyxl write-only loop appending as many rows of the same ten columns (plain values of the
+   same kinds and lengths, no formats, no cell objects) into a workbook of its own. Alternating
+   the figures that are compared lets a drift of a shared machine bear on both alike.
 3. **Traced pass** (unless ``--no-tracemalloc``): close, settle and the workbooks again, on a
    byte-identical copy of the loaded database made before the timed pass, each step under
-   ``tracemalloc``, for the peak of the Python heap. tracemalloc slows allocation-heavy Python
-   down four to six times, so this pass gives the heap figures only and the timed pass the
-   seconds; the references are not traced (their memory is no goal).
+   ``tracemalloc``, for the peak of the Python heap. tracemalloc slows the workbooks down about
+   seven times, so this pass gives the heap figures only and the timed pass the seconds; the
+   references are not traced (their memory is no goal).
 
-Memory of this process: per step, the peak resident set sampled every 5 ms from
-``/proc/self/statm`` (timed pass), and ``ru_maxrss`` after it, which is the high-water mark of the
-whole process so far (it never goes down: a step's figure may be an earlier step's peak). The
-goal is held against the timed pass's ``ru_maxrss`` at the end: the whole process, load included.
-PostgreSQL's own memory is not in these figures.
+Per step, besides seconds and rows/s: CPU seconds of this process (all threads) and of the
+bench database's PostgreSQL backends (read from ``/proc``, 0 when PostgreSQL is not local), the
+peak resident set of this process sampled every 10 ms from ``/proc/self/statm``, and
+``ru_maxrss`` after the step, which is the high-water mark of the whole process so far (it never
+goes down, so a step's figure may be an earlier step's peak). The memory goal is held against
+``ru_maxrss`` at the end of the timed pass: the whole process, load included. PostgreSQL's own
+memory is in none of these figures.
 """
 
 from __future__ import annotations

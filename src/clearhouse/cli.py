@@ -902,10 +902,12 @@ def bench_api(seconds: int, concurrency: int, workers: int, out: str) -> None:
 @click.option("--partners", type=click.IntRange(1, 1000), default=5, show_default=True)
 @click.option(
     "--repeats",
-    type=click.IntRange(1, 20),
+    type=click.IntRange(1, 3),
     default=3,
     show_default=True,
-    help="Runs of the netting's aggregate part and of the raw GROUP BY (median taken).",
+    help="Runs of the netting's aggregate part and of the raw GROUP BY (median taken); at most "
+    "3, so that with settle's own run no query runs more than 4 times on one connection "
+    "(from the 6th, PostgreSQL may switch to a generic plan, which is far slower here).",
 )
 @click.option(
     "--tracemalloc/--no-tracemalloc",

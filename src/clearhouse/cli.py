@@ -99,6 +99,8 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     """
     import uvicorn
 
+    from clearhouse.web.server import BoundedHttpToolsProtocol
+
     settings = _settings()
     try:
         settings.require_master_key()
@@ -109,6 +111,9 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     uvicorn.run(
         "clearhouse.web.app:app_from_env",
         factory=True,
+        # Bounds the size of each request head and the time its head and body take to arrive
+        # (uvicorn's own has no such bounds).
+        http=BoundedHttpToolsProtocol,
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,

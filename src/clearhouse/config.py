@@ -82,6 +82,17 @@ class Settings:
     """How far a signature's ``created`` may lie from the server clock, either way."""
     body_max_bytes: int
     """Request bodies above this are refused (413) before they are read further."""
+    header_bytes_max: int
+    """Request header fields above this, names and values summed, are refused (431); at the
+    socket, a request head this long plus room for its request line is cut off unread."""
+    header_timeout_s: int
+    """A connection that has not sent a complete request head this long after it opened (or
+    after the first byte of its next request) is closed."""
+    body_timeout_s: int
+    """A request whose body has not fully arrived this long after its head completed is ended:
+    the connection is closed."""
+    concurrent_requests_max: int
+    """Requests one worker process answers at once; more are refused (503) without any work."""
     signing_key_file: Path
     """The coalition's Ed25519 key (PEM) for response and statement signatures; made if absent."""
     coalition_name: str
@@ -131,6 +142,10 @@ class Settings:
             timezone=zone,
             signature_window_s=_int(env, "CLEARHOUSE_SIGNATURE_WINDOW_S", 300, 5, 3600),
             body_max_bytes=_int(env, "CLEARHOUSE_BODY_MAX_BYTES", 65536, 1024, 16 * 1024 * 1024),
+            header_bytes_max=_int(env, "CLEARHOUSE_HEADER_BYTES_MAX", 32768, 4096, 1024 * 1024),
+            header_timeout_s=_int(env, "CLEARHOUSE_HEADER_TIMEOUT_S", 10, 1, 300),
+            body_timeout_s=_int(env, "CLEARHOUSE_BODY_TIMEOUT_S", 10, 1, 300),
+            concurrent_requests_max=_int(env, "CLEARHOUSE_CONCURRENT_REQUESTS_MAX", 64, 1, 10000),
             signing_key_file=Path(
                 env.get("CLEARHOUSE_SIGNING_KEY_FILE")
                 or Path(env.get("CLEARHOUSE_DATA_DIR", ".clearhouse")) / "coalition-signing-key.pem"

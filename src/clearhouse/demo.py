@@ -36,6 +36,7 @@ from sqlalchemy.engine import make_url
 from clearhouse.client import AsyncPartnerClient, ClearhouseProblem, Entry
 from clearhouse.config import SANDBOX_MASTER_KEY, Settings
 from clearhouse.crypto.ed25519 import CoalitionKey, load_or_create_private_key, public_bytes
+from clearhouse.domain.purposes import ALL_PARTNERS, Purpose
 from clearhouse.services import access
 from clearhouse.services.clearing import Clearing, Settlement
 from clearhouse.services.clock import set_ledger_time
@@ -188,11 +189,11 @@ async def _month(
 ) -> DemoResult:
     result = DemoResult()
     members: list[str] = []
+    coalition = Members(database, ContractBook(database), SANDBOX_MASTER_KEY)
     for n in range(MEMBERS):
         partner = partners[n % len(partners)]
         consents = [{"purpose": "marketing", "granted": rng.random() < 0.5}]
-        if rng.random() < 0.2:
-            consents.append({"purpose": "marketing", "granted": True, "all_partners": True})
+        to_every_partner = rng.random() < 0.2
         members.append(
             await clients[partner].enrol(
                 member_id=f"m-{1001 + n}",
@@ -205,6 +206,11 @@ async def _month(
                 consents=consents,
             )
         )
+        if to_every_partner:
+            # Some members consent to every partner, through the coalition's own channel.
+            await coalition.record_consents_as_operator(
+                members[-1], [(ALL_PARTNERS, Purpose.MARKETING, True)]
+            )
         progress("enrolling members", n + 1, MEMBERS)
     entries: list[Entry] = []
     total = DAYS * REQUESTS_PER_DAY
@@ -237,8 +243,7 @@ async def _month(
             progress("signed traffic", day * REQUESTS_PER_DAY + n + 1, total)
         if day == 20:
             result.erased_member = members.pop(rng.randrange(len(members)))
-            erasing = Members(database, ContractBook(database), SANDBOX_MASTER_KEY)
-            await erasing.erase(result.erased_member)
+            await coalition.erase(result.erased_member)
     await _refusals(clients, partners, members, result)
     return result
 
@@ -270,19 +275,24 @@ async def _refusals(
         except ClearhouseProblem as problem:
             result.refused[problem.code] += 1
     for candidate in members:
-        if not await _has_marketing_consent(shop, candidate):
-            result.refused["consent_required"] += 1
+        refusal = await _marketing_refusal(shop, candidate)
+        if refusal == "consent_required":
+            result.refused[refusal] += 1
             break
 
 
-async def _has_marketing_consent(client: AsyncPartnerClient, member: str) -> bool:
+async def _marketing_refusal(client: AsyncPartnerClient, member: str) -> str | None:
+    """Why the partner may not read the member for marketing; None when it may.
+
+    ``not_found`` too: a member the partner has no relationship with does not exist for it.
+    """
     try:
         await client.member(member, purpose="marketing")
     except ClearhouseProblem as problem:
-        if problem.code == "consent_required":
-            return False
+        if problem.code in {"consent_required", "not_found"}:
+            return problem.code
         raise
-    return True
+    return None
 
 
 def _b64(raw: bytes) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
 import warnings
 from pathlib import Path
 
@@ -12,8 +13,14 @@ from sqlalchemy.engine import make_url
 
 from clearhouse.config import SANDBOX_MASTER_KEY
 from clearhouse.crypto import aead
-from clearhouse.domain.errors import ConsentRequired, MemberErased, PurposeNotPermitted
-from clearhouse.domain.purposes import Purpose
+from clearhouse.domain.errors import (
+    ConsentRequired,
+    Forbidden,
+    MemberErased,
+    NotFound,
+    PurposeNotPermitted,
+)
+from clearhouse.domain.purposes import ALL_PARTNERS, Purpose
 from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
 from clearhouse.services.members import ConsentStatement, Members
@@ -95,18 +102,38 @@ async def test_consent_withdrawn_between_two_reads_stops_the_second(database: Da
         await members.read(partner_id, member_id, Purpose.ANALYTICS, "r3")
 
 
-async def test_a_consent_to_all_partners_covers_another_partner(database: Database) -> None:
-    enrolling, other = await a_partner(database), await a_partner(database)
-    member_id = (
+async def test_a_consent_to_all_partners_from_a_partner_is_refused_and_writes_nothing(
+    database: Database,
+) -> None:
+    partner_id = await a_partner(database)
+    member_id = f"m-{uuid.uuid4().hex[:12]}"
+    with pytest.raises(Forbidden):
         await members_of(database).enrol(
-            enrolling,
-            member_id=None,
+            partner_id,
+            member_id=member_id,
             personal=ANNA,
             consents=[ConsentStatement(Purpose.MARKETING, True, all_partners=True)],
-            idempotency_key="e",
+            idempotency_key=f"e-{member_id}",
+        )
+    with pytest.raises(NotFound):
+        await members_of(database).access_report(member_id)
+
+
+async def test_a_consent_to_all_partners_by_the_operator_covers_a_related_partner(
+    database: Database,
+) -> None:
+    enrolling, other = await a_partner(database), await a_partner(database)
+    members = members_of(database)
+    member_id = (
+        await members.enrol(
+            enrolling, member_id=None, personal=ANNA, consents=[], idempotency_key="e"
         )
     ).member_id
-    view = await members_of(database).read(other, member_id, Purpose.MARKETING, "r")
+    await members.record_consents_as_operator(member_id, [(ALL_PARTNERS, Purpose.MARKETING, True)])
+    await a_ledger(database).issue(
+        other, points_request(member_id, 5), idempotency_key=f"i-{member_id}"
+    )
+    view = await members.read(other, member_id, Purpose.MARKETING, "r")
     assert view.fields["email"] == ANNA["email"]
 
 

@@ -437,6 +437,55 @@ async def test_formula_like_text_comes_back_as_the_same_text() -> None:
     assert frame["Reference"].tolist() == [e.reference for e in rows]
 
 
+def assert_text_cells_quote_prefixed(workbook: Any) -> None:
+    """Every text cell carries the quote prefix (an edit keeps it text), no other cell does."""
+    for sheet in workbook.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                where = f"{sheet.title}!{cell.coordinate} ({cell.value!r})"
+                if isinstance(cell.value, str):
+                    assert (cell.data_type, cell.quotePrefix) == ("s", True), where
+                elif cell.value is not None:
+                    assert not cell.quotePrefix, where
+
+
+async def test_a_partner_workbooks_text_cells_carry_the_quote_prefix() -> None:
+    calc = "=cmd|' /C calc'!A0"
+    hostile_partner = Partner(HOSTILE[0], calc, partners()[0].versions, partners()[0].aggregates)
+    rows = entries(10, partner_ids=HOSTILE, references=[calc])
+    workbook = load(await write(partner_statement(hostile_partner), rows=rows))
+
+    references = [row[8] for row in workbook["Entries"].iter_rows(min_row=2)]
+    assert [cell.value for cell in references] == [calc] * len(rows)
+    assert all(cell.data_type == "s" and cell.quotePrefix for cell in references)
+    assert field(workbook["Summary"], "Legal name").quotePrefix
+    assert any(e.points < 0 for e in rows)  # a reversal: a negative number, not prefixed
+    assert_text_cells_quote_prefixed(workbook)
+
+
+async def test_a_coalition_workbooks_text_cells_carry_the_quote_prefix() -> None:
+    statement, others = coalition_statements()
+    rows = entries(10, partner_ids=["p-alpha", None], references=["=cmd|' /C calc'!A0"])
+    workbook = load(await write(statement, others, rows))
+
+    signed = [
+        row[0]
+        for row in workbook["Reconciliation"].iter_rows()
+        if isinstance(row[0].value, str) and row[0].value.startswith(("+", "-", "="))
+    ]
+    assert [cell.value[:2] for cell in signed] == ["+ ", "- ", "- ", "+/", "= "]  # our labels
+    assert_text_cells_quote_prefixed(workbook)
+
+
+async def test_characters_xml_cannot_hold_become_replacement_characters_in_text_cells() -> None:
+    rows = entries(3, references=["bell\x07", "=1+2\x00", "plain"])
+    sheet = load(await write(partner_statement(partners()[0]), rows=rows))["Entries"]
+
+    references = [row[8] for row in sheet.iter_rows(min_row=2)]
+    assert [cell.value for cell in references] == ["bell\ufffd", "=1+2\ufffd", "plain"]
+    assert all(cell.data_type == "s" and cell.quotePrefix for cell in references)
+
+
 @pytest.mark.parametrize(("count", "rows_per_sheet"), [(7, 3), (4, 3), (0, 3), (5, 6), (3, 2)])
 async def test_entries_continue_on_numbered_sheets_with_all_rows_in_order(
     count: int, rows_per_sheet: int

@@ -146,6 +146,32 @@ class SignedApi:
     async def member(self, balance: int = 0) -> str:
         return await a_member(self.database, balance=balance)
 
+    async def enrolled(
+        self,
+        partner: Partner,
+        *,
+        member_id: str | None = None,
+        personal: Mapping[str, str] | None = None,
+        idempotency_key: str | Auto = AUTO,
+        **consents: bool,
+    ) -> str:
+        """A member enrolled through ``partner``'s signed API, with ``consents`` to it."""
+        body: dict[str, Any] = {
+            "personal": dict(personal or {"given_name": "Jana", "email": "jana@example.org"}),
+            "consents": [{"purpose": p, "granted": g} for p, g in consents.items()],
+        }
+        if member_id is not None:
+            body["member_id"] = member_id
+        request = self.request(
+            "POST",
+            "/v1/members",
+            partner,
+            body=body,
+            purpose="enrolment",
+            idempotency_key=idempotency_key,
+        )
+        return str((await self.accepted(request))["member_id"])
+
     def request(
         self, method: str, path: str, signer: Partner | PartnerKey, **knobs: Any
     ) -> httpx.Request:

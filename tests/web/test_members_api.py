@@ -101,6 +101,7 @@ async def test_partner_a_never_sees_partner_bs_entries_or_consents(api: SignedAp
     a, b = await api.partner("a"), await api.partner("b")
     member_id = await _enrol(api, b, marketing=True)
     await api.issued(b, member_id, 40)
+    await api.enrolled(a, member_id=member_id)  # the card, linked at A too
     seen_by_a = await api.accepted(_read(api, a, member_id, "customer_service"), 200)
     assert seen_by_a["transactions"] == []
     # B's marketing consent is B's: A needs one of its own.

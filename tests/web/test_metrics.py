@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from clearhouse.services import access
+from clearhouse.services.access import Role
 from clearhouse.services.database import Database
-from tests.web.harness import SignedApi, signed_api
+from tests.web.harness import SignedApi, signed_api, utc_now
 
 
 @pytest.fixture
@@ -19,7 +22,8 @@ async def api(database: Database, tmp_path: Path) -> AsyncIterator[SignedApi]:
 
 
 async def _samples(api: SignedApi) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = await api.client.get("/metrics")
+    token = await access.create_token(api.database, Role.OPERATOR, utc_now() + timedelta(hours=1))
+    response = await api.client.get("/metrics", headers={"Authorization": f"Bearer {token.secret}"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return {

@@ -120,12 +120,19 @@ class RecordedEntry:
         return self.points - self.reversed_points
 
 
+ID_CHARACTERS_REFUSED: Final = frozenset(":/?#%\\")
+"""Account names use ``:``; the others would not survive as one segment of a URL path, and
+every id is read back at a URL such as ``/v1/members/{member_id}``."""
+
+
 def validate_identifier(value: object, *, name: str) -> str:
-    """Ids are 1 to 64 printable ASCII characters without spaces or colons."""
+    """Ids are 1 to 64 printable ASCII characters without spaces or ``: / ? # % \\``."""
     if not isinstance(value, str) or not 1 <= len(value) <= ID_LENGTH_MAX:
         raise InvalidRequest(f"{name} must be 1 to {ID_LENGTH_MAX} characters")
-    if not all("!" <= ch <= "~" and ch != ":" for ch in value):
-        raise InvalidRequest(f"{name} may hold only printable ASCII without spaces or ':'")
+    if not all("!" <= ch <= "~" and ch not in ID_CHARACTERS_REFUSED for ch in value):
+        raise InvalidRequest(
+            f"{name} may hold only printable ASCII without spaces or any of : / ? # % \\"
+        )
     return value
 
 

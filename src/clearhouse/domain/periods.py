@@ -18,6 +18,18 @@ YEAR_MIN: Final = 1000
 """Periods are written with four digits, from 1000-01 to 9999-11 (whose month after exists)."""
 
 
+def utc_instant(moment: datetime, *, name: str) -> datetime:
+    """``moment`` in UTC; refused when it has no time zone or lies beyond the calendar in UTC
+    (``0001-01-01T00:00:00+01:00`` is a year 0 in UTC, ``9999-12-31T23:59:59-01:00`` a year
+    10000: neither exists as a datetime, nor in PostgreSQL's timestamptz as Python maps it)."""
+    if moment.tzinfo is None:
+        raise InvalidRequest(f"{name} must carry a time zone")
+    try:
+        return moment.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidRequest(f"{name} lies beyond the calendar in UTC") from exc
+
+
 def period_of(recorded_at: datetime, zone: ZoneInfo) -> str:
     """The period (``YYYY-MM``) that an instant falls in, in the coalition's time zone."""
     if recorded_at.tzinfo is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -17,6 +18,7 @@ import asyncpg
 from clearhouse.crypto.ed25519 import key_fingerprint, parse_public_key
 from clearhouse.domain.errors import InvalidRequest, NotFound
 from clearhouse.domain.ledger import validate_identifier, validate_text
+from clearhouse.domain.periods import utc_instant
 from clearhouse.services.database import Database
 from clearhouse.storage import access as store
 from clearhouse.storage.access import PartnerKeyRow, TokenRow
@@ -62,6 +64,8 @@ async def add_key(
     raw = parse_public_key(public_key)
     key_id = key_id or f"{partner_id}-{key_fingerprint(raw)}"
     validate_text(key_id, name="key_id", length_max=128)
+    not_before = None if not_before is None else utc_instant(not_before, name="not_before")
+    not_after = None if not_after is None else utc_instant(not_after, name="not_after")
     if not_before and not_after and not_after <= not_before:
         raise InvalidRequest("not_after must lie after not_before")
     try:
@@ -95,10 +99,10 @@ async def signing_key(database: Database, key_id: str) -> PartnerKeyRow | None:
     return key
 
 
-async def remember_nonce(database: Database, key_id: str, nonce: str, expires_at: datetime) -> bool:
-    """True the first time ``(key_id, nonce)`` is seen; False for a replay."""
+async def remember_nonces(database: Database, nonces: Sequence[tuple[str, str, datetime]]) -> bool:
+    """Record every ``(key_id, nonce, expires_at)``; True only when none was seen before."""
     async with database.driver_connection() as connection:
-        return await store.remember_nonce(connection, key_id, nonce, expires_at)
+        return await store.remember_nonces(connection, nonces)
 
 
 async def purge_nonces(database: Database) -> int:
@@ -114,8 +118,7 @@ async def create_token(
     database: Database, role: Role, expires_at: datetime, label: str = ""
 ) -> IssuedToken:
     """A random bearer token for ``role``; the secret is returned once and never stored."""
-    if expires_at.tzinfo is None:
-        raise InvalidRequest("expires_at must carry a time zone")
+    expires_at = utc_instant(expires_at, name="expires_at")
     if expires_at <= datetime.now(UTC):
         raise InvalidRequest("the token would expire in the past")
     if label:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from clearhouse.domain.errors import ClockNotSettable, InvalidRequest
+from clearhouse.domain.errors import ClockNotSettable
+from clearhouse.domain.periods import utc_instant
 from clearhouse.services.database import Database
 from clearhouse.storage import ledger as store
 
@@ -22,7 +23,6 @@ async def set_ledger_time(database: Database, *, sandbox: bool, at: datetime) ->
     """Set the ledger clock to ``at``; from there it keeps ticking. Sandbox mode only."""
     if not sandbox:
         raise ClockNotSettable("the ledger clock can be set only in sandbox mode")
-    if at.tzinfo is None:
-        raise InvalidRequest("the clock time must carry a time zone")
+    at = utc_instant(at, name="the clock time")
     async with database.driver_connection() as connection:
         return await store.set_ledger_clock(connection, at)

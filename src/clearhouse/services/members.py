@@ -20,6 +20,7 @@ import asyncpg
 from clearhouse.crypto import aead
 from clearhouse.domain.errors import (
     ConsentRequired,
+    Forbidden,
     IdempotencyKeyReused,
     InvalidRequest,
     MemberErased,
@@ -97,6 +98,14 @@ def validate_personal(personal: Mapping[str, str]) -> dict[DataField, str]:
     return clean
 
 
+def _refuse_consents_to_all(statements: Sequence[ConsentStatement]) -> None:
+    if any(s.all_partners for s in statements):
+        raise Forbidden(
+            "a partner records consents to itself only; a consent to all partners is "
+            "recorded by the coalition's operator"
+        )
+
+
 class Members:
     """The member jobs of partners and operators."""
 
@@ -136,9 +145,16 @@ class Members:
         idempotency_key: str,
         request_id: str | None = None,
     ) -> Enrolment:
-        """Enrol a member with their personal data (encrypted) and consents, all or nothing."""
+        """Enrol a member with their personal data (encrypted) and consents, all or nothing.
+
+        An id that exists already is linked to this partner instead, with the consents given
+        to it; the personal fields sent are not stored (the member's are those of the first
+        enrolment) and the answer is that of a first enrolment, so that it tells nothing of
+        the member's other partners (docs/data-protection.md, "Enrolling a known card").
+        """
         validate_idempotency_key(idempotency_key)
         await self._require_purpose(partner_id, Purpose.ENROLMENT)
+        _refuse_consents_to_all(consents)
         fields = validate_personal(personal)
         fingerprint = request_fingerprint(
             "enrol",
@@ -169,27 +185,26 @@ class Members:
                     fingerprint,
                     member_id,
                 )
-                await store.insert_member(
+                created = await store.insert_member(
                     connection,
                     member_id,
                     partner_id,
                     aead.wrap_key(self._master_key, member_id, data_key),
                     ciphertexts,
                 )
+                if not created:
+                    await store.link_member(connection, member_id, partner_id, request_id)
                 await store.insert_consents(
                     connection,
                     member_id,
-                    [
-                        (ALL_PARTNERS if c.all_partners else partner_id, c.purpose, c.granted)
-                        for c in consents
-                    ],
+                    [(partner_id, c.purpose, c.granted) for c in consents],
                     partner_id,
                     request_id,
                 )
         except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name == "idempotency_keys_pkey":
-                return await self._replayed_enrolment(partner_id, idempotency_key, fingerprint)
-            raise InvalidRequest(f"member {member_id} exists already") from exc
+            if exc.constraint_name != "idempotency_keys_pkey":
+                raise
+            return await self._replayed_enrolment(partner_id, idempotency_key, fingerprint)
         return Enrolment(member_id, replayed=False)
 
     async def _replayed_enrolment(
@@ -212,8 +227,9 @@ class Members:
 
     async def decide(
         self, partner_id: str, member_id: str, purpose: Purpose
-    ) -> tuple[DisclosureDecision, int | None]:
-        """The disclosure decision for this partner, member and purpose, at the ledger clock."""
+    ) -> tuple[DisclosureDecision, int | None, bool]:
+        """The disclosure decision for this partner, member and purpose, at the ledger clock,
+        and whether the member is related to the partner."""
         async with self._database.driver_connection() as connection:
             state = await store.fetch_consent_state(connection, member_id, partner_id)
         version = await self._grants_at(partner_id, state)
@@ -224,16 +240,24 @@ class Members:
             state.consents,
             set(DataField),
         )
-        return decision, None if version is None else version.version
+        return decision, None if version is None else version.version, state.related
 
     async def read(
         self, partner_id: str, member_id: str, purpose: Purpose, request_id: str
     ) -> MemberView:
-        """The member as ``purpose`` allows ``partner_id`` to see them; logged as a disclosure."""
-        decision, version = await self.decide(partner_id, member_id, purpose)
+        """The member as ``purpose`` allows ``partner_id`` to see them; logged as a disclosure.
+
+        In order: the contract must grant the purpose (``purpose_not_permitted``, whoever the
+        member is); a member unknown or not related to the partner is ``not_found``, exactly
+        alike; then the member's consent and erasure.
+        """
+        decision, version, related = await self.decide(partner_id, member_id, purpose)
+        if decision.code == "purpose_not_permitted":
+            raise PurposeNotPermitted(decision.reason)
+        if not related:
+            raise NotFound(f"no member {member_id}")
         if not decision.allowed:
-            error = ConsentRequired if decision.code == "consent_required" else PurposeNotPermitted
-            raise error(decision.reason)
+            raise ConsentRequired(decision.reason)
         assert version is not None
         assert decision.legal_basis is not None
         async with self._database.transaction() as connection:
@@ -296,12 +320,19 @@ class Members:
         statements: Sequence[ConsentStatement],
         request_id: str | None = None,
     ) -> list[ConsentRecord]:
-        """Append consents given or withdrawn to this partner; they bind from the next request."""
+        """Append consents given or withdrawn to this partner; they bind from the next request.
+
+        A partner writes consents for itself only, and only for a member related to it (any
+        other is ``not_found``, as an unknown id); consents to all partners are the operator's
+        (``record_consents_as_operator``).
+        """
         await self._require_purpose(partner_id, Purpose.CONSENT_MANAGEMENT)
         if not statements:
             raise InvalidRequest("give at least one consent")
+        _refuse_consents_to_all(statements)
         async with self._database.transaction() as connection:
-            member = await store.fetch_member(connection, member_id)
+            state = await store.fetch_consent_state(connection, member_id, partner_id)
+            member = await store.fetch_member(connection, member_id) if state.related else None
             if member is None:
                 raise NotFound(f"no member {member_id}")
             if member.erased_at is not None:
@@ -309,15 +340,40 @@ class Members:
             await store.insert_consents(
                 connection,
                 member_id,
-                [
-                    (ALL_PARTNERS if s.all_partners else partner_id, s.purpose, s.granted)
-                    for s in statements
-                ],
+                [(partner_id, s.purpose, s.granted) for s in statements],
                 partner_id,
                 request_id,
             )
             state = await store.fetch_consent_state(connection, member_id, partner_id)
         return [c for c in state.consents if c.partner_id in (partner_id, ALL_PARTNERS)]
+
+    async def record_consents_as_operator(
+        self,
+        member_id: str,
+        statements: Sequence[tuple[str, Purpose, bool]],
+        request_id: str | None = None,
+    ) -> list[ConsentRecord]:
+        """Consents the member gave or withdrew through the coalition itself: to one partner
+        (``partner_id``) or to all (``*``). Returns the member's whole consent history."""
+        if not statements:
+            raise InvalidRequest("give at least one consent")
+        for partner_id, _, _ in statements:
+            if partner_id != ALL_PARTNERS:
+                validate_identifier(partner_id, name="partner_id")
+        async with self._database.transaction() as connection:
+            member = await store.fetch_member(connection, member_id)
+            if member is None:
+                raise NotFound(f"no member {member_id}")
+            if member.erased_at is not None:
+                raise MemberErased(f"member {member_id} was erased")
+            unknown = await store.unknown_partners(
+                connection, [p for p, _, _ in statements if p != ALL_PARTNERS]
+            )
+            if unknown:
+                raise NotFound(f"no partner {', '.join(unknown)}")
+            await store.insert_consents(connection, member_id, statements, None, request_id)
+            state = await store.fetch_consent_state(connection, member_id, ALL_PARTNERS)
+        return state.consents
 
     async def erase(self, member_id: str) -> bool:
         """GDPR Art. 17: destroy the member's key and personal data; the ledger stays."""
@@ -340,6 +396,13 @@ class Members:
                 """,
                 member_id,
             )
+            links = await connection.fetch(
+                """
+                SELECT partner_id, linked_at FROM member_links
+                 WHERE member_id = $1 ORDER BY linked_at, partner_id
+                """,
+                member_id,
+            )
             disclosures = await store.fetch_disclosures(connection, member_id=member_id)
             entries = await connection.fetchval(
                 "SELECT count(*) FROM entries WHERE member_id = $1", member_id
@@ -348,6 +411,7 @@ class Members:
             "member_id": member_id,
             "enrolled_at": member.created_at,
             "enrolled_by": member.enrolled_by,
+            "linked_by": [dict(r) for r in links],
             "erased_at": member.erased_at,
             "balance_points": member.balance_points,
             "personal_fields_held": sorted(member.ciphertexts),

@@ -37,7 +37,13 @@ from clearhouse.domain.idempotency import (
     request_fingerprint,
     validate_idempotency_key,
 )
-from clearhouse.domain.ledger import REASON_LENGTH_MAX, REFERENCE_LENGTH_MAX, EntryDraft
+from clearhouse.domain.ledger import (
+    REASON_LENGTH_MAX,
+    REFERENCE_LENGTH_MAX,
+    EntryDraft,
+    EntryKind,
+)
+from clearhouse.domain.periods import utc_instant
 from clearhouse.domain.purposes import Purpose
 from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
@@ -194,7 +200,9 @@ class Ledger:
             original = await store.fetch_reversible(connection, entry_id)
         if original is None or original.partner_id != partner_id:
             # Before the rules run, so another partner's entry stays indistinguishable.
-            replay = await self._existing(partner_id, idempotency_key)
+            replay = await self._replay_refused_reversal(
+                partner_id, idempotency_key, entry_id, points, reason
+            )
             if replay is not None:
                 return replay
             raise NotFound(f"no entry {entry_id}")
@@ -202,7 +210,9 @@ class Ledger:
             draft = rules.reverse_entry(original, points)
         except ClearhouseError:
             # A retry of a reversal that took the last points must still replay.
-            replay = await self._existing(partner_id, idempotency_key)
+            replay = await self._replay_refused_reversal(
+                partner_id, idempotency_key, entry_id, points, reason
+            )
             if replay is not None:
                 return replay
             raise
@@ -216,6 +226,38 @@ class Ledger:
             fingerprint_points=points,
         )
 
+    async def _replay_refused_reversal(
+        self,
+        partner_id: str,
+        idempotency_key: str,
+        entry_id: UUID,
+        points: int | None,
+        reason: str,
+    ) -> PostedEntry | None:
+        """The replay of a refused reversal, when its key made this very reversal before.
+
+        None when the key is unused: the refusal stands. A key that made something else is
+        ``idempotency_key_reused``, never a replay of an unrelated entry.
+        """
+        async with self._database.driver_connection() as connection:
+            found = await store.fetch_idempotent(connection, partner_id, idempotency_key)
+        if found is None:
+            return None
+        stored_fingerprint, entry = found
+        # As ``_post`` fingerprinted it: a reversal of all that remained, by what it took.
+        fields = _request_fields(
+            EntryKind.REVERSAL,
+            None if entry is None else entry.member_id,
+            points if points is not None or entry is None else entry.points,
+            None,
+            reason,
+            entry_id,
+            None,
+        )
+        if entry is not None and stored_fingerprint == request_fingerprint("reversal", fields):
+            return PostedEntry(entry, replayed=True)
+        raise _key_reused(entry, fields)
+
     async def expire(self, member_id: str, points: int) -> PostedEntry:
         """Move lapsed points of a member to breakage (operator)."""
         return await self._post(rules.expire_points(member_id, points))
@@ -224,11 +266,6 @@ class Ledger:
         """Goodwill (positive) or correction (negative) on a member's points (operator)."""
         rules.validate_text(reason, name="reason", length_max=REASON_LENGTH_MAX)
         return await self._post(rules.adjust_points(member_id, points_signed), reference=reason)
-
-    async def _existing(self, partner_id: str, idempotency_key: str) -> PostedEntry | None:
-        async with self._database.driver_connection() as connection:
-            found = await store.fetch_idempotent(connection, partner_id, idempotency_key)
-        return None if found is None else PostedEntry(found[1], replayed=True)
 
     async def _post(
         self,
@@ -242,15 +279,15 @@ class Ledger:
         fingerprint_points: int | None = None,
         metadata: tuple[str, str] | None = None,
     ) -> PostedEntry:
-        fields: dict[str, object] = {
-            "kind": draft.kind.value,
-            "member_id": draft.member_id,
-            "points": draft.points if fingerprint_points is None else fingerprint_points,
-            "occurred_at": _utc_text(occurred_at),
-            "reference": reference,
-            "reversal_of": None if draft.reversal_of is None else str(draft.reversal_of),
-            "metadata": None if metadata is None else metadata[1],
-        }
+        fields = _request_fields(
+            draft.kind,
+            draft.member_id,
+            draft.points if fingerprint_points is None else fingerprint_points,
+            occurred_at,
+            reference,
+            draft.reversal_of,
+            None if metadata is None else metadata[1],
+        )
         if idempotency_key is not None:
             validate_idempotency_key(idempotency_key)
         fingerprint = request_fingerprint(draft.kind.value, fields)
@@ -310,6 +347,39 @@ class Ledger:
         return PostedEntry(entry)
 
 
+def _request_fields(
+    kind: EntryKind,
+    member_id: str | None,
+    points: int | None,
+    occurred_at: datetime | None,
+    reference: str | None,
+    reversal_of: UUID | None,
+    metadata_json: str | None,
+) -> dict[str, object]:
+    """What an Idempotency-Key's fingerprint covers of a request."""
+    return {
+        "kind": kind.value,
+        "member_id": member_id,
+        "points": points,
+        "occurred_at": _utc_text(occurred_at),
+        "reference": reference,
+        "reversal_of": None if reversal_of is None else str(reversal_of),
+        "metadata": metadata_json,
+    }
+
+
+def _key_reused(entry: EntryRow | None, fields: dict[str, object]) -> IdempotencyKeyReused:
+    if entry is None:
+        return IdempotencyKeyReused(
+            "this Idempotency-Key was used before for another operation (an enrolment)"
+        )
+    differing = differing_fields(_fields_of(entry), fields) or ["the request body"]
+    return IdempotencyKeyReused(
+        "this Idempotency-Key was used before with a different request "
+        f"(differs in: {', '.join(differing)})"
+    )
+
+
 async def _replay(
     connection: object,
     partner_id: str,
@@ -321,13 +391,9 @@ async def _replay(
     if found is None:  # the first request rolled back after we met its key: not a replay
         raise IdempotencyKeyInUse("the first request with this Idempotency-Key did not complete")
     stored_fingerprint, entry = found
-    if stored_fingerprint == fingerprint:
+    if entry is not None and stored_fingerprint == fingerprint:
         return PostedEntry(entry, replayed=True)
-    differing = differing_fields(_fields_of(entry), fields) or ["the request body"]
-    raise IdempotencyKeyReused(
-        "this Idempotency-Key was used before with a different request "
-        f"(differs in: {', '.join(differing)})"
-    )
+    raise _key_reused(entry, fields)
 
 
 def _utc_text(moment: datetime | None) -> str | None:
@@ -342,7 +408,5 @@ def _detail(exc: asyncpg.PostgresError) -> str:
 def _validate_request(request: PointsRequest) -> None:
     rules.validate_identifier(request.member_id, name="member_id")
     rules.validate_text(request.reference, name="reference", length_max=REFERENCE_LENGTH_MAX)
-    if request.occurred_at.tzinfo is None:
-        raise InvalidRequest("occurred_at must carry a time zone")
-    if request.occurred_at.astimezone(UTC).year < 2000:
+    if utc_instant(request.occurred_at, name="occurred_at").year < 2000:
         raise InvalidRequest("occurred_at lies before 2000")

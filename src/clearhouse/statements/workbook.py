@@ -3,8 +3,9 @@
 What an auditor opens in Excel or LibreOffice. Every figure is copied from the signed JSON
 statement (which stays authoritative): money as numbers in ``#,##0.00``, rates in ``0.000000``,
 points as integers, moments as real dates in UTC. Every string that came from outside (ids,
-references, names) is written as a text cell (``text_safe_cell``), so ``=HYPERLINK(…)`` or
-``@SUM(…)`` is shown as what it is and never evaluated.
+references, names) is written as a quote-prefixed text cell (``spreadsheet_text``), so
+``=HYPERLINK(…)`` or ``@SUM(…)`` is shown as what it is, never evaluated, and stays text when
+someone edits the cell.
 
 The workbook is written in openpyxl's write-only mode: each sheet streams into a temporary
 file as its rows are appended, and the entries are taken one at a time from an async iterable,
@@ -22,15 +23,13 @@ from decimal import Decimal
 from typing import Any, BinaryIO, Final
 
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
-from openpyxl.utils.exceptions import IllegalCharacterError
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from clearhouse.statements.documents import COALITION_PARTY, WHO_PAYS, SignedStatement
-from clearhouse.statements.tables import text_safe_cell
+from clearhouse.statements.spreadsheet_text import put_text, quote_prefixed_cell, text_cell
 from clearhouse.storage.clearing import StatementEntry
 
 EXCEL_MAX_ROWS: Final = 1_048_576
@@ -111,13 +110,8 @@ class _Sheet:
         self.append()
 
     def text(self, value: str | None) -> Any:
-        """A string as a text cell, never a formula; characters XML cannot hold are replaced."""
-        if value is None:
-            return None
-        try:
-            return text_safe_cell(self.sheet, value)
-        except IllegalCharacterError:
-            return text_safe_cell(self.sheet, ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
+        """A string as a quote-prefixed text cell, never a formula (``spreadsheet_text``)."""
+        return None if value is None else text_cell(self.sheet, value)
 
     def bold(self, value: str) -> Any:
         cell = self.text(value)
@@ -161,6 +155,10 @@ class _Sheet:
         self.sheet.close()
 
 
+def _text_or_none(cell: Cell, value: str | None) -> Cell | None:
+    return None if value is None else put_text(cell, value)
+
+
 class _EntriesSheets:
     """Entries across as many sheets as Excel's row limit needs, each with its own header."""
 
@@ -177,13 +175,15 @@ class _EntriesSheets:
             self._workbook, entries_sheet_title(self._number), [w for _, w in ENTRY_COLUMNS]
         )
         self._sheet.heading(*(name for name, _ in ENTRY_COLUMNS))
-        # One cell per date column, given a new value for every row: write-only sheets write a
-        # row as it is appended, and a styled cell is never reused by openpyxl itself, so this
-        # saves a styled cell per date without ever mixing up two rows.
+        # One cell per date and per text column, given a new value for every row: write-only
+        # sheets write a row as it is appended, and a styled cell is never reused by openpyxl
+        # itself, so this saves a styled cell per date and text without ever mixing up two rows.
         self._recorded_at = WriteOnlyCell(self._sheet.sheet)
         self._recorded_at.number_format = DATETIME_FORMAT
         self._occurred_at = WriteOnlyCell(self._sheet.sheet)
         self._occurred_at.number_format = DATETIME_FORMAT
+        # The text cells: entry id, kind, partner id, member id, reference, reversal of.
+        self._texts = [quote_prefixed_cell(self._sheet.sheet) for _ in range(6)]
 
     def _finish(self) -> None:
         sheet = self._sheet
@@ -194,24 +194,23 @@ class _EntriesSheets:
         if self._sheet.rows >= self._rows_per_sheet:
             self._finish()
             self._open_next()
-        sheet = self._sheet
-        text = sheet.text
         self._recorded_at.value = _naive_utc(entry.recorded_at)
         occurred_at = None
         if entry.occurred_at is not None:
             self._occurred_at.value = _naive_utc(entry.occurred_at)
             occurred_at = self._occurred_at
-        sheet.append(
-            text(entry.entry_id),
+        entry_id, kind, partner_id, member_id, reference, reversal_of = self._texts
+        self._sheet.append(
+            put_text(entry_id, entry.entry_id),
             self._recorded_at,
             occurred_at,
-            text(entry.kind),
-            text(entry.partner_id),
-            text(entry.member_id),
+            put_text(kind, entry.kind),
+            _text_or_none(partner_id, entry.partner_id),
+            _text_or_none(member_id, entry.member_id),
             entry.points,
             entry.contract_version,
-            text(entry.reference),
-            text(entry.reversal_of),
+            _text_or_none(reference, entry.reference),
+            _text_or_none(reversal_of, entry.reversal_of),
         )
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -82,20 +83,29 @@ async def fetch_keys(connection: asyncpg.Connection, partner_id: str) -> list[Pa
     return [PartnerKeyRow(**dict(row)) for row in rows]
 
 
-async def remember_nonce(
-    connection: asyncpg.Connection, key_id: str, nonce: str, expires_at: datetime
+async def remember_nonces(
+    connection: asyncpg.Connection, nonces: Sequence[tuple[str, str, datetime]]
 ) -> bool:
-    """Record ``(key_id, nonce)``; False when it was seen before (a replay)."""
+    """Record every ``(key_id, nonce)`` in one statement; False when any was seen before.
+
+    All are recorded even when one is a replay, so that no part of a replayed request can be
+    sent again on its own. A pair named twice in ``nonces`` is a replay of itself.
+    """
+    distinct = {(key_id, nonce): expires_at for key_id, nonce, expires_at in nonces}
     inserted = await connection.fetchval(
         """
-        INSERT INTO signature_nonces (key_id, nonce, expires_at) VALUES ($1, $2, $3)
-        ON CONFLICT DO NOTHING RETURNING true
+        WITH fresh AS (
+            INSERT INTO signature_nonces (key_id, nonce, expires_at)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+            ON CONFLICT DO NOTHING RETURNING 1
+        )
+        SELECT count(*) FROM fresh
         """,
-        key_id,
-        nonce,
-        expires_at,
+        [key_id for key_id, _ in distinct],
+        [nonce for _, nonce in distinct],
+        list(distinct.values()),
     )
-    return bool(inserted)
+    return len(distinct) == len(nonces) and inserted == len(nonces)
 
 
 async def purge_nonces(connection: asyncpg.Connection) -> int:

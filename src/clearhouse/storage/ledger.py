@@ -164,18 +164,25 @@ async def fetch_reversible(connection: asyncpg.Connection, entry_id: UUID) -> Re
 
 async def fetch_idempotent(
     connection: asyncpg.Connection, partner_id: str, idempotency_key: str
-) -> tuple[bytes, EntryRow] | None:
-    """The fingerprint and entry of an earlier request under this key, if any."""
+) -> tuple[bytes, EntryRow | None] | None:
+    """The fingerprint of an earlier request under this key, and its entry if it made one.
+
+    A key that made no entry was used for another operation (an enrolment); ``None``: the key
+    is not recorded (unused, or its first request rolled back).
+    """
     row = await connection.fetchrow(
         f"""
-        SELECT k.request_sha256, {_ENTRY_COLUMNS}
-          FROM idempotency_keys k JOIN entries e ON e.entry_id = k.entry_id
+        SELECT k.request_sha256, k.entry_id AS key_entry_id, {_ENTRY_COLUMNS}
+          FROM idempotency_keys k LEFT JOIN entries e ON e.entry_id = k.entry_id
          WHERE k.partner_id = $1 AND k.idempotency_key = $2
         """,
         partner_id,
         idempotency_key,
     )
-    return None if row is None else (bytes(row["request_sha256"]), _entry_row(row))
+    if row is None:
+        return None
+    entry = None if row["key_entry_id"] is None else _entry_row(row)
+    return bytes(row["request_sha256"]), entry
 
 
 async def insert_partner(

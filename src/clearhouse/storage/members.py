@@ -40,12 +40,17 @@ async def insert_member(
     enrolled_by: str | None,
     wrapped_key: bytes,
     ciphertexts: Mapping[str, bytes],
-) -> None:
-    """A member with a zero balance, an account, a data key and encrypted fields."""
-    await connection.execute(
+) -> bool:
+    """A member with a zero balance, an account, a data key and encrypted fields.
+
+    False, writing nothing, when the member exists already (waiting for a concurrent
+    enrolment of the same id to commit first).
+    """
+    created = await connection.fetchval(
         """
         WITH m AS (
-            INSERT INTO members (member_id, enrolled_by) VALUES ($1, $2) RETURNING member_id
+            INSERT INTO members (member_id, enrolled_by) VALUES ($1, $2)
+            ON CONFLICT (member_id) DO NOTHING RETURNING member_id
         ), b AS (
             INSERT INTO member_balances (member_id) SELECT member_id FROM m
         ), a AS (
@@ -53,16 +58,33 @@ async def insert_member(
             SELECT 'member:' || member_id, 'member', member_id FROM m
         )
         INSERT INTO member_keys (member_id, wrapped_key) SELECT member_id, $3 FROM m
+        RETURNING true
         """,
         member_id,
         enrolled_by,
         wrapped_key,
     )
-    if ciphertexts:
+    if created and ciphertexts:
         await connection.executemany(
             "INSERT INTO member_personal_data (member_id, field, ciphertext) VALUES ($1, $2, $3)",
             [(member_id, field, sealed) for field, sealed in ciphertexts.items()],
         )
+    return bool(created)
+
+
+async def link_member(
+    connection: asyncpg.Connection, member_id: str, partner_id: str, request_id: str | None
+) -> None:
+    """Record that ``partner_id`` enrolled a card that exists already (once per partner)."""
+    await connection.execute(
+        """
+        INSERT INTO member_links (member_id, partner_id, request_id) VALUES ($1, $2, $3)
+        ON CONFLICT DO NOTHING
+        """,
+        member_id,
+        partner_id,
+        request_id,
+    )
 
 
 async def insert_consents(
@@ -82,6 +104,19 @@ async def insert_consents(
             for partner_id, purpose, granted in statements
         ],
     )
+
+
+async def unknown_partners(connection: asyncpg.Connection, partner_ids: Sequence[str]) -> list[str]:
+    """Those of ``partner_ids`` that name no partner."""
+    rows = await connection.fetch(
+        """
+        SELECT DISTINCT given.partner_id FROM unnest($1::text[]) AS given (partner_id)
+         WHERE NOT EXISTS (SELECT 1 FROM partners p WHERE p.partner_id = given.partner_id)
+         ORDER BY 1
+        """,
+        list(partner_ids),
+    )
+    return [row["partner_id"] for row in rows]
 
 
 async def fetch_member(connection: asyncpg.Connection, member_id: str) -> MemberRow | None:
@@ -113,12 +148,16 @@ async def fetch_member(connection: asyncpg.Connection, member_id: str) -> Member
 
 @dataclass(frozen=True, slots=True)
 class ConsentState:
-    """A member's consent history, read together with the ledger clock and the partner's
-    contract version in force at that clock, so that the decision rests on one moment."""
+    """A member's consent history, read together with the ledger clock, the partner's
+    contract version in force at that clock and whether the member is related to the partner,
+    so that the decision rests on one moment."""
 
     consents: list[ConsentRecord]
     now: datetime
     version_in_force: int | None
+    related: bool
+    """The member exists and was enrolled through the partner, has an entry with it, or gave
+    it a consent (docs/data-protection.md, "Who sees a member")."""
 
 
 async def fetch_consent_state(
@@ -133,7 +172,14 @@ async def fetch_consent_state(
                  ORDER BY c.effective_from DESC LIMIT 1) AS version_in_force,
                (SELECT coalesce(array_agg(ROW(s.partner_id, s.purpose, s.granted, s.recorded_at)
                                           ORDER BY s.recorded_at, s.consent_id), '{}')
-                  FROM consents s WHERE s.member_id = $1) AS consents
+                  FROM consents s WHERE s.member_id = $1) AS consents,
+               (EXISTS (SELECT 1 FROM members m WHERE m.member_id = $1 AND m.enrolled_by = $2)
+                OR EXISTS (SELECT 1 FROM member_links l
+                            WHERE l.member_id = $1 AND l.partner_id = $2)
+                OR EXISTS (SELECT 1 FROM entries e WHERE e.member_id = $1 AND e.partner_id = $2)
+                OR EXISTS (SELECT 1 FROM consents g
+                            WHERE g.member_id = $1 AND g.partner_id = $2 AND g.granted)
+               ) AS related
           FROM clock
         """,
         member_id,
@@ -147,6 +193,7 @@ async def fetch_consent_state(
         ],
         now=row["now"],
         version_in_force=row["version_in_force"],
+        related=bool(row["related"]),
     )
 
 

@@ -270,6 +270,18 @@ consents = Table(
     Column("recorded_by", Text, ForeignKey("partners.partner_id")),
     Column("request_id", Text),
     Index("consents_member", "member_id", "recorded_at"),
+    Index("consents_member_partner", "member_id", "partner_id", postgresql_where=text("granted")),
+)
+
+member_links = Table(
+    "member_links",
+    metadata,
+    Column("member_id", Text, ForeignKey("members.member_id"), primary_key=True),
+    Column("partner_id", Text, ForeignKey("partners.partner_id"), primary_key=True),
+    Column(
+        "linked_at", DateTime(timezone=True), nullable=False, server_default=text("ledger_now()")
+    ),
+    Column("request_id", Text),
 )
 
 disclosures = Table(

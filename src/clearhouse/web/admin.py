@@ -14,6 +14,7 @@ from clearhouse.config import Settings
 from clearhouse.crypto.ed25519 import CoalitionKey
 from clearhouse.domain.contracts import ContractInvalid
 from clearhouse.domain.errors import InvalidRequest
+from clearhouse.domain.purposes import Purpose
 from clearhouse.services import access
 from clearhouse.services.clock import set_ledger_time
 from clearhouse.services.coalition import add_partner
@@ -21,6 +22,7 @@ from clearhouse.services.contracts import load_contracts
 from clearhouse.storage.access import PartnerKeyRow
 from clearhouse.web.auth import operator_only
 from clearhouse.web.problems import problem_responses
+from clearhouse.web.request_id import request_id_of
 from clearhouse.web.schemas import (
     Clock,
     ClockIn,
@@ -235,8 +237,32 @@ class ContractAdminController(Controller):
         ]
 
 
+class OperatorConsentIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    partner_id: str
+    """A partner's id, or ``*`` for every partner of the coalition."""
+    purpose: Purpose
+    granted: bool
+
+
+class OperatorConsentsIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    consents: list[OperatorConsentIn]
+
+
+class ConsentOut(msgspec.Struct, frozen=True):
+    partner_id: str
+    purpose: str
+    granted: bool
+    recorded_at: str
+
+
+class MemberConsentsOut(msgspec.Struct, frozen=True):
+    member_id: str
+    consents: list[ConsentOut]
+
+
 class MemberAdminController(Controller):
-    """Erasure requests (GDPR Art. 17) and access reports (Art. 15)."""
+    """Erasure requests (GDPR Art. 17), access reports (Art. 15) and consents the member gives
+    through the coalition itself, including those to all partners (``*``)."""
 
     path = "/v1/admin/members"
     tags = ("operator",)
@@ -260,3 +286,29 @@ class MemberAdminController(Controller):
     async def access_report(self, state: State, member_id: FromPath[str]) -> dict[str, Any]:
         report: dict[str, Any] = await state.members.access_report(member_id)
         return report
+
+    @put(
+        "/{member_id:str}/consents",
+        summary="Record consents the member gave or withdrew through the coalition: to one "
+        "partner, or to all (`*`)",
+        responses=problem_responses(*OPERATOR_PROBLEMS, "not_found", "member_erased"),
+    )
+    async def consents(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        member_id: FromPath[str],
+        data: JSONBody[OperatorConsentsIn],
+    ) -> MemberConsentsOut:
+        history = await state.members.record_consents_as_operator(
+            member_id,
+            [(c.partner_id, c.purpose, c.granted) for c in data.consents],
+            request_id_of(request.scope),
+        )
+        return MemberConsentsOut(
+            member_id,
+            [
+                ConsentOut(c.partner_id, c.purpose.value, c.granted, rfc3339(c.recorded_at))
+                for c in history
+            ],
+        )

@@ -15,6 +15,7 @@ import structlog
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp
 
 from clearhouse import __version__
 from clearhouse.config import Settings
@@ -35,17 +36,20 @@ from clearhouse.web.admin import (
     coalition_keys,
 )
 from clearhouse.web.audit import AuditController
+from clearhouse.web.bodies import SIGNED_ROUTE, JsonBodyMiddleware, check_signed_body
 from clearhouse.web.clearing import (
     AuditStatementController,
     PeriodAdminController,
     StatementController,
 )
 from clearhouse.web.health import HealthController, metrics
+from clearhouse.web.limits import ConcurrentRequestsCap, RequestHeaderLimit
 from clearhouse.web.members import MemberController
 from clearhouse.web.partner import TransactionController
 from clearhouse.web.problems import exception_handlers, problem_plugin
 from clearhouse.web.request_id import RequestIdMiddleware
 from clearhouse.web.signatures import PartnerSignatureMiddleware, SignatureVerifier
+from clearhouse.web.websockets import without_websockets
 
 
 def configure_logging(level: str) -> None:
@@ -131,6 +135,8 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         path="/",
         route_handlers=[TransactionController, MemberController, StatementController],
         middleware=[PartnerSignatureMiddleware(settings.body_max_bytes)],
+        opt={SIGNED_ROUTE: True},
+        before_request=check_signed_body,
     )
     operator_api: list[Any] = [
         PartnerAdminController,
@@ -151,7 +157,13 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         request_max_body_size=settings.body_max_bytes,
         plugins=[problem_plugin()],
         exception_handlers=exception_handlers(),
-        middleware=[RequestIdMiddleware()],
+        # The limits come right after the request id, so that their refusals carry one.
+        middleware=[
+            RequestIdMiddleware(),
+            RequestHeaderLimit(settings.header_bytes_max),
+            ConcurrentRequestsCap(settings.concurrent_requests_max),
+            JsonBodyMiddleware(settings.body_max_bytes),
+        ],
         openapi_config=OpenAPIConfig(
             title="Clearhouse",
             version=__version__,
@@ -164,8 +176,9 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
     )
 
 
-def app_from_env() -> Litestar:
-    """The app configured from the environment (for uvicorn's ``--factory``)."""
+def app_from_env() -> ASGIApp:
+    """The app configured from the environment (for uvicorn's ``--factory``), answering
+    WebSocket upgrades with a problem (``web.websockets``)."""
     settings = Settings.from_env()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    return without_websockets(create_app(settings))

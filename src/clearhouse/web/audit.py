@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Final
 
 from litestar import Controller, Request, Response, get
@@ -12,7 +10,8 @@ from litestar.datastructures import State
 from litestar.params import QueryParameter
 
 from clearhouse.domain.errors import InvalidRequest
-from clearhouse.statements.tables import write_table_workbook
+from clearhouse.domain.periods import utc_instant
+from clearhouse.statements.tables import write_table_csv, write_table_workbook
 from clearhouse.web.auth import auditor_or_operator
 from clearhouse.web.problems import problem_responses
 from clearhouse.web.schemas import rfc3339
@@ -35,9 +34,7 @@ def _instant(value: str, name: str) -> datetime:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
         raise InvalidRequest(f"{name} must be an RFC 3339 time") from exc
-    if moment.tzinfo is None:
-        raise InvalidRequest(f"{name} needs a time zone")
-    return moment.astimezone(UTC)
+    return utc_instant(moment, name=name)
 
 
 class AuditController(Controller):
@@ -76,9 +73,5 @@ class AuditController(Controller):
             body = write_table_workbook("Disclosures", DISCLOSURE_COLUMNS, table)
             return Response(body, media_type=XLSX)
         if "text/csv" in accept:
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(DISCLOSURE_COLUMNS)
-            writer.writerows(table)
-            return Response(buffer.getvalue(), media_type="text/csv")
+            return Response(write_table_csv(DISCLOSURE_COLUMNS, table), media_type="text/csv")
         return Response([dict(zip(DISCLOSURE_COLUMNS, row, strict=True)) for row in table])

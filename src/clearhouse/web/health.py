@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from clearhouse.services.clock import ledger_time
 from clearhouse.services.database import Database
 from clearhouse.services.metrics import CONTENT_TYPE, exposition
+from clearhouse.web.auth import operator_only
 from clearhouse.web.problems import problem_responses
 
 
@@ -41,9 +42,11 @@ class HealthController(Controller):
 
 @get(
     "/metrics",
-    summary="Prometheus metrics of this process",
+    summary="Prometheus metrics of this process (operator token)",
     tags=["health"],
     include_in_schema=True,
+    guards=[operator_only],
+    responses=problem_responses("invalid_token", "forbidden", "unavailable"),
 )
 async def metrics() -> Response[bytes]:
     return Response(exposition(), media_type=CONTENT_TYPE)

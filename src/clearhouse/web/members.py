@@ -20,7 +20,7 @@ IdempotencyKey = Annotated[
     str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=255)
 ]
 DataPurpose = Annotated[str, HeaderParameter(name="Data-Purpose")]
-MEMBER_PROBLEMS: Final = ("consent_required", "not_found", "member_erased")
+MEMBER_PROBLEMS: Final = ("consent_required", "not_found", "member_erased", "forbidden")
 
 
 class PersonalIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -35,7 +35,8 @@ class ConsentIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     purpose: Purpose
     granted: bool
     all_partners: bool = False
-    """A consent to every partner of the coalition (``*``), not only to this one."""
+    """Refused when true (``403 forbidden``): a partner records consents to itself only; a
+    consent to every partner (``*``) is recorded through the operator API."""
 
 
 class EnrolmentIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -92,7 +93,7 @@ class MemberController(Controller):
         "/",
         status_code=201,
         summary="Enrol a member (Data-Purpose: enrolment)",
-        responses=problem_responses(*WRITE_PROBLEMS),
+        responses=problem_responses(*WRITE_PROBLEMS, "forbidden"),
     )
     async def enrol(
         self,

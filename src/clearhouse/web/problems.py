@@ -47,6 +47,7 @@ PROBLEMS: Final[Mapping[str, tuple[int, str]]] = {
     "period_closed": (409, "The period is closed"),
     "payload_too_large": (413, "The body is too large"),
     "unsupported_media_type": (415, "The body must be JSON"),
+    "request_header_fields_too_large": (431, "The request's header fields are too large"),
     "idempotency_key_reused": (422, "The Idempotency-Key was used with another request"),
     "limit_exceeded": (422, "A contract limit is exceeded"),
     "unknown_member": (422, "Unknown member"),

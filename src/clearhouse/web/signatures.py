@@ -12,8 +12,11 @@
 5. the key: known, not revoked, within its validity (``unknown_key``);
 6. ``Content-Digest`` (SHA-256 or SHA-512) against the raw body (``digest_mismatch``);
 7. the signature itself over ``@target-uri`` rebuilt from the public base URL
-   (``invalid_signature``); of several signatures, the first that passes counts;
-8. the nonce, once per key within the window (``replayed_request``).
+   (``invalid_signature``); a request carries at most ``SIGNATURE_LABELS_MAX`` signatures,
+   each field at most ``SIGNATURE_FIELD_BYTES_MAX`` bytes (checked before parsing); of several
+   signatures, the first that passes counts;
+8. the nonce of every signature that passes, once per key within the window: one seen before
+   refuses the whole request (``replayed_request``).
 
 The verified partner goes to ``scope["state"]["partner"]``; the response is then signed with the
 coalition's key over ``@status``, ``content-digest`` and the request's signature.
@@ -62,6 +65,10 @@ from clearhouse.services.metrics import SIGNATURE_FAILURES
 
 NONCE_LENGTH_MIN: Final = 16
 NONCE_LENGTH_MAX: Final = 128
+SIGNATURE_LABELS_MAX: Final = 4
+"""Signatures one request may carry: enough for a key rotation, not for a work factor."""
+SIGNATURE_FIELD_BYTES_MAX: Final = 4096
+"""The size of ``Signature`` and of ``Signature-Input``, each, checked before parsing."""
 REQUIRED_PARAMETERS: Final = frozenset({"created", "keyid", "nonce"})
 ALLOWED_PARAMETERS: Final = REQUIRED_PARAMETERS | {"alg", "expires"}
 SINGLE_FIELDS: Final = (
@@ -180,6 +187,11 @@ class SignatureVerifier:
             raise SignatureProblem(
                 "missing_signature", "Signature and Signature-Input are required"
             )
+        if max(len(signature_input), len(signature)) > SIGNATURE_FIELD_BYTES_MAX:
+            raise SignatureProblem(
+                "invalid_signature",
+                f"Signature and Signature-Input are limited to {SIGNATURE_FIELD_BYTES_MAX} bytes",
+            )
         try:
             inputs = parse_dictionary(signature_input)
             signatures = parse_dictionary(signature)
@@ -189,25 +201,39 @@ class SignatureVerifier:
             ) from exc
         if not inputs or inputs.keys() != signatures.keys():
             raise SignatureProblem("invalid_signature", "Signature and Signature-Input disagree")
+        if len(inputs) > SIGNATURE_LABELS_MAX:
+            raise SignatureProblem(
+                "invalid_signature", f"a request carries at most {SIGNATURE_LABELS_MAX} signatures"
+            )
         method = str(scope.get("method", "GET"))
         needed = required_components(
             method, bool(body) or method in METHODS_WITH_BODY, purpose_bound
         )
+        verified: list[tuple[VerifiedPartner, str, datetime]] = []
         first_problem: SignatureProblem | None = None
         for label in inputs:
             try:
-                return await self._verify_label(
-                    scope,
-                    fields,
-                    body,
-                    label,
-                    {"signature-input": inputs, "signature": signatures},
-                    needed,
+                verified.append(
+                    await self._verify_label(
+                        scope,
+                        fields,
+                        body,
+                        label,
+                        {"signature-input": inputs, "signature": signatures},
+                        needed,
+                    )
                 )
             except SignatureProblem as problem:
                 first_problem = first_problem or problem
-        assert first_problem is not None
-        raise first_problem
+        if not verified:
+            assert first_problem is not None
+            raise first_problem
+        # A replay is final for the whole request: every signature that verifies spends its
+        # nonce, and one nonce seen before refuses the request, whichever signature counts.
+        nonces = [(partner.key_id, nonce, expires_at) for partner, nonce, expires_at in verified]
+        if not await access.remember_nonces(self.database, nonces):
+            raise SignatureProblem("replayed_request", "this nonce was used before")
+        return verified[0][0]
 
     async def _verify_label(
         self,
@@ -217,7 +243,8 @@ class SignatureVerifier:
         label: str,
         members: dict[str, dict[str, Any]],
         needed: set[str],
-    ) -> VerifiedPartner:
+    ) -> tuple[VerifiedPartner, str, datetime]:
+        """The partner, nonce and the nonce's expiry of one label that verifies."""
         components, params = members["signature-input"][label]
         signature_value, _ = members["signature"][label]
         if not isinstance(components, list) or not isinstance(signature_value, bytes):
@@ -260,29 +287,43 @@ class SignatureVerifier:
         digest_header = HeaderFields(fields).get("content-digest")
         if body or '"content-digest"' in covered:
             _check_digest(digest_header, body)
-        message = RequestMessage(
-            str(scope.get("method", "GET")),
-            self.target_uri(scope),
-            HeaderFields(only_label(fields, label, members)),
+        single = HeaderFields(only_label(fields, label, members))
+        message = self._verified_message(scope, single, key_id, key.public_key)
+        return (
+            VerifiedPartner(
+                partner_id=key.partner_id,
+                key_id=key_id,
+                label=label,
+                signature_input=single.get("signature-input") or "",
+                signature=single.get("signature") or "",
+                content_digest=digest_header,
+                data_purpose=HeaderFields(fields).get("data-purpose"),
+                request=message,
+            ),
+            nonce,
+            created_at + self.window + timedelta(seconds=1),
         )
-        try:
-            verify_signature(message, key_id, key.public_key, skew=self.window)
-        except InvalidSignature as exc:
-            raise SignatureProblem("invalid_signature", "the signature does not verify") from exc
-        expires_at = created_at + self.window + timedelta(seconds=1)
-        if not await access.remember_nonce(self.database, key_id, nonce, expires_at):
-            raise SignatureProblem("replayed_request", "this nonce was used before")
-        single = message.headers
-        return VerifiedPartner(
-            partner_id=key.partner_id,
-            key_id=key_id,
-            label=label,
-            signature_input=single.get("signature-input") or "",
-            signature=single.get("signature") or "",
-            content_digest=digest_header,
-            data_purpose=HeaderFields(fields).get("data-purpose"),
-            request=message,
-        )
+
+    def _verified_message(
+        self, scope: Scope, single: HeaderFields, key_id: str, public_key: bytes
+    ) -> RequestMessage:
+        """The request as signed, once its one signature verifies.
+
+        ``@target-uri`` is the request's as sent (RFC 9421 section 2.2.2), but ASGI keeps no
+        trace of an empty query: ``/issue?`` and ``/issue`` both arrive with no query string.
+        So a request without a query verifies over either spelling; both name one resource.
+        """
+        method = str(scope.get("method", "GET"))
+        uri = self.target_uri(scope)
+        spellings = [uri, uri + "?"] if not scope.get("query_string") else [uri]
+        for spelling in spellings:
+            message = RequestMessage(method, spelling, single)
+            try:
+                verify_signature(message, key_id, public_key, skew=self.window)
+            except InvalidSignature:
+                continue
+            return message
+        raise SignatureProblem("invalid_signature", "the signature does not verify")
 
 
 class PartnerSignatureMiddleware(ASGIMiddleware):

@@ -17,7 +17,7 @@ from clearhouse.services.clearing import Clearing
 from clearhouse.statements.documents import COALITION_PARTY
 from clearhouse.web.admin import OPERATOR_PROBLEMS
 from clearhouse.web.auth import auditor_or_operator, operator_only
-from clearhouse.web.partner import SIGNED_PROBLEMS, require_granted
+from clearhouse.web.partner import SIGNED_PROBLEMS, DataPurpose, require_granted
 from clearhouse.web.problems import problem_responses
 from clearhouse.web.schemas import rfc3339
 
@@ -72,7 +72,11 @@ class StatementController(Controller):
         responses=problem_responses(*SIGNED_PROBLEMS, "not_found"),
     )
     async def own(
-        self, request: Request[Any, Any, Any], state: State, period: FromPath[str]
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        period: FromPath[str],
+        data_purpose: DataPurpose,
     ) -> Response[Any]:
         partner = await require_granted(request, "settlement")
         return await _statement_response(request, _clearing(state), period, partner.partner_id)

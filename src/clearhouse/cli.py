@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -20,10 +22,13 @@ from clearhouse.crypto.ed25519 import (
     public_pem,
 )
 from clearhouse.domain.contracts import ContractInvalid, contract_json_schema
-from clearhouse.domain.errors import ClearhouseError
-from clearhouse.services import access
+from clearhouse.domain.errors import ClearhouseError, InvalidRequest
+from clearhouse.domain.periods import period_bounds
+from clearhouse.domain.verification import VerificationReport
+from clearhouse.services import access, coalition_keys
 from clearhouse.services.access import Role
-from clearhouse.services.clearing import Clearing, SettlementRefused
+from clearhouse.services.audit import verify_ledger
+from clearhouse.services.clearing import Clearing
 from clearhouse.services.clock import ledger_time, set_ledger_time
 from clearhouse.services.coalition import add_partner, enrol_members
 from clearhouse.services.contracts import ContractBook, LoadReport, load_contracts
@@ -44,9 +49,9 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from exc
 
 
-def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+def _run(work: Callable[[Database], Awaitable[T]], settings: Settings | None = None) -> T:
     """Run ``work`` on the configured database; a domain error becomes one clear line."""
-    settings = _settings()
+    settings = settings or _settings()
 
     async def _main() -> T:
         database = Database.for_url(resolve_database_url(settings), pool_size=2)
@@ -449,6 +454,9 @@ def period_list(as_json: bool) -> None:
 def settle(month: str, out: Path | None, as_json: bool) -> None:
     """Close (if need be) and settle a month: net, post, state and sign; idempotent.
 
+    A month that does not add up is refused (settlement_refused, with every reason) and nothing
+    is written.
+
     Example: clearhouse settle 2026-11 --out reports/2026-11
     """
     settings = _settings()
@@ -472,12 +480,7 @@ def settle(month: str, out: Path | None, as_json: bool) -> None:
                 bars.advance(writing)
         return settlement
 
-    try:
-        settlement = _run(_settle)
-    except SettlementRefused as refused:
-        for problem in refused.problems:
-            click.echo(problem, err=True)
-        raise click.ClickException("the settlement does not add up; nothing written") from None
+    settlement = _run(_settle)
     if as_json:
         click.echo(json.dumps([s.with_integrity() for s in settlement.statements], indent=2))
         return
@@ -502,22 +505,43 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.option("--period", "month", default=None, help="Only this period (YYYY-MM).")
-def audit_verify(month: str | None) -> None:
-    """Recompute ledger roots, statement hashes and signatures; name what does not match.
+@click.option(
+    "--database",
+    "database_name",
+    default=None,
+    help="Another database on the server (e.g. clearhouse_demo, what make demo made).",
+)
+@click.option("--json", "as_json", is_flag=True, help="The counts and every problem, as JSON.")
+def audit_verify(month: str | None, database_name: str | None, as_json: bool) -> None:
+    """Recompute ledger roots, check statement hashes and signatures and every entry's partner
+    signature; say what was checked, and name what does not match.
+
+    Exit status: 0 verifies; 1 a problem, a period not closed, or nothing to verify; 2 a
+    malformed period.
 
     Example: clearhouse audit verify --period 2026-11
     """
     settings = _settings()
+    if database_name is not None:
+        settings = dataclasses.replace(settings, database_name=database_name)
+    try:
+        if month is not None:
+            period_bounds(month, settings.timezone)
+    except InvalidRequest as exc:
+        raise click.UsageError(f"invalid_request: {exc.detail}") from exc
 
-    async def _verify(database: Database) -> list[str]:
-        return await _clearing(database, settings, make_key=False).verify(month)
+    async def _verify(database: Database) -> VerificationReport:
+        return await verify_ledger(database, settings.timezone, month)
 
-    problems = _run(_verify)
-    for problem in problems:
-        click.echo(problem)
-    if problems:
-        raise click.ClickException(f"{len(problems)} problem(s) found")
-    click.echo("every ledger root, statement hash and signature verifies")
+    report = _run(_verify, settings)
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        for finding in report.findings:
+            click.echo(str(finding))
+        click.echo(report.summary())
+    if not report.verifies:
+        raise SystemExit(1)
 
 
 _ARROWS = {
@@ -615,11 +639,99 @@ def demo(out: Path, database_name: str) -> None:
     console.print(
         f"erased: {result.erased_member}; ledger root {result.settlement.period.root.hex()}"
     )
-    verdict = "verifies" if not result.verification else "; ".join(result.verification)
-    console.print(f"audit verify: {verdict}")
+    assert result.verification is not None
+    assert result.key_file is not None
+    console.print(f"audit verify: {result.verification.summary()}")
+    for finding in result.verification.findings:
+        console.print(f"  {finding}")
     console.print(f"statements and workbooks: {out}/")
-    if result.verification:
+    if not result.verification.verifies:
         raise click.ClickException("the month does not verify")
+    prefix = _environment_prefix(settings)
+    command = _this_command()
+    console.print(
+        "look at it: CLEARHOUSE_SANDBOX=1 "
+        f"CLEARHOUSE_DATABASE_NAME={database_name} "
+        f"CLEARHOUSE_SIGNING_KEY_FILE={_here(result.key_file)} "
+        f"{prefix}{command} serve",
+        soft_wrap=True,
+    )
+    console.print("verify it yourself:")
+    # The last line: a command that anyone may run as it stands.
+    click.echo(f"{prefix}{command} audit verify --database {database_name}")
+
+
+def _this_command() -> str:
+    """How to call this ``clearhouse`` again."""
+    path = Path(sys.argv[0]).resolve()
+    if path.name != "clearhouse":  # python -m clearhouse.cli
+        return f"{shlex.quote(sys.executable)} -m clearhouse.cli"
+    return _here(path)
+
+
+def _here(path: Path) -> str:
+    """``path`` for a shell in this folder: relative when it lies below, quoted."""
+    resolved = path.resolve()
+    try:
+        return shlex.quote(str(resolved.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(resolved))
+
+
+def _environment_prefix(settings: Settings) -> str:
+    """The settings another command needs to reach the database this one used."""
+    prefix = ""
+    if settings.database_url:
+        prefix += f"DATABASE_URL={shlex.quote(settings.database_url)} "
+    if settings.data_dir != Path(".clearhouse").resolve():
+        prefix += f"CLEARHOUSE_DATA_DIR={_here(settings.data_dir)} "
+    return prefix
+
+
+@main.group("coalition-key")
+def coalition_key() -> None:
+    """The coalition's own key, which signs receipts and statements."""
+
+
+@coalition_key.command("rotate")
+def coalition_key_rotate() -> None:
+    """Write a new key to CLEARHOUSE_SIGNING_KEY_FILE and make it current; the old one retires.
+
+    Every key that ever signed stays published at GET /v1/keys, so what it signed verifies
+    for ever. Restart `clearhouse serve` afterwards: a running server signs receipts with the
+    key it started with.
+
+    Example: clearhouse coalition-key rotate
+    """
+    settings = _settings()
+
+    async def _rotate(database: Database) -> tuple[str, CoalitionKey]:
+        return await coalition_keys.rotate(database, settings.signing_key_file)
+
+    retired, current = _run(_rotate, settings)
+    click.echo(f"{current.key_id} is current" + (f"; {retired} retired" if retired else ""))
+
+
+@coalition_key.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+def coalition_key_list(as_json: bool) -> None:
+    """Every coalition key that ever signed, with the time it took over and retired.
+
+    Example: clearhouse coalition-key list
+    """
+
+    async def _list(database: Database) -> list[dict[str, Any]]:
+        return [
+            {
+                "key_id": k.key_id,
+                "status": "current" if k.retired_at is None else "retired",
+                "not_before": k.not_before.isoformat(),
+                "retired_at": None if k.retired_at is None else k.retired_at.isoformat(),
+            }
+            for k in await coalition_keys.published(database)
+        ]
+
+    _emit(_run(_list), as_json, "Coalition keys")
 
 
 @main.group()

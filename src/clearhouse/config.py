@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,18 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum:
     if not minimum <= value <= maximum:
         raise SettingsError(f"{name} must lie between {minimum} and {maximum}, not {value}")
     return value
+
+
+DATABASE_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}", re.ASCII)
+
+
+def _database_name(env: Mapping[str, str]) -> str | None:
+    raw = env.get("CLEARHOUSE_DATABASE_NAME") or None
+    if raw is not None and not DATABASE_NAME_PATTERN.fullmatch(raw):
+        raise SettingsError(
+            f"CLEARHOUSE_DATABASE_NAME must be 1 to 63 lower-case letters, digits or _, not {raw!r}"
+        )
+    return raw
 
 
 SANDBOX_MASTER_KEY = hashlib.sha256(b"clearhouse sandbox master key: not a secret").digest()
@@ -96,6 +109,9 @@ class Settings:
     signing_key_file: Path
     """The coalition's Ed25519 key (PEM) for response and statement signatures; made if absent."""
     coalition_name: str
+    database_name: str | None
+    """A database on the server other than the URL's own (``CLEARHOUSE_DATABASE_NAME``), e.g.
+    ``clearhouse_demo``, the demo's, on the embedded server."""
     """The coalition's name as statements show it."""
     master_key: bytes | None = field(repr=False)
     """AES-256 key that wraps each member's data key (``CLEARHOUSE_MASTER_KEY``, base64);
@@ -151,5 +167,6 @@ class Settings:
                 or Path(env.get("CLEARHOUSE_DATA_DIR", ".clearhouse")) / "coalition-signing-key.pem"
             ).resolve(),
             coalition_name=env.get("CLEARHOUSE_COALITION_NAME", "Clearhouse coalition"),
+            database_name=_database_name(env),
             master_key=master_key,
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -37,7 +38,8 @@ from clearhouse.client import AsyncPartnerClient, ClearhouseProblem, Entry
 from clearhouse.config import SANDBOX_MASTER_KEY, Settings
 from clearhouse.crypto.ed25519 import CoalitionKey, load_or_create_private_key, public_bytes
 from clearhouse.domain.purposes import ALL_PARTNERS, Purpose
-from clearhouse.services import access
+from clearhouse.domain.verification import VerificationReport
+from clearhouse.services import access, coalition_keys
 from clearhouse.services.clearing import Clearing, Settlement
 from clearhouse.services.clock import set_ledger_time
 from clearhouse.services.contracts import ContractBook, load_contracts
@@ -68,7 +70,9 @@ class DemoResult:
     accepted: Counter[str] = field(default_factory=Counter)
     erased_member: str = ""
     workbooks: list[Path] = field(default_factory=list)
-    verification: list[str] = field(default_factory=list)
+    verification: VerificationReport | None = None
+    key_file: Path | None = None
+    """The coalition key the demo signed with, kept beside its database."""
 
 
 @contextlib.asynccontextmanager
@@ -85,6 +89,7 @@ async def _served(url: str, folder: Path, key_file: Path) -> AsyncIterator[str]:
         "CLEARHOUSE_PORT": str(port),
         "CLEARHOUSE_PUBLIC_BASE_URL": base_url,
         "CLEARHOUSE_SIGNING_KEY_FILE": str(key_file),
+        "CLEARHOUSE_DATABASE_NAME": "",
         "CLEARHOUSE_LOG_LEVEL": "WARNING",
     }
     log_path = folder / "serve.log"
@@ -111,8 +116,13 @@ async def _served(url: str, folder: Path, key_file: Path) -> AsyncIterator[str]:
                 await process.wait()
 
 
+def demo_key_file(settings: Settings, database_name: str) -> Path:
+    """Where the demo keeps the coalition key of its database."""
+    return settings.data_dir / "demo" / f"{database_name}-coalition-signing-key.pem"
+
+
 async def _fresh_database(settings: Settings, name: str) -> str:
-    server_url = resolve_database_url(settings)
+    server_url = resolve_database_url(dataclasses.replace(settings, database_name=None))
     dsn = make_url(server_url).set(drivername="postgresql").render_as_string(hide_password=False)
     connection = await asyncpg.connect(dsn)
     try:
@@ -142,9 +152,13 @@ async def run_demo(
             p: await access.add_key(database, p, _b64(public_bytes(keys[p]))) for p in partners
         }
         progress("migrations", 1, 1)
+        # The key stays with the database it signed in: anyone can verify the demo later
+        # (the public keys are in the database), and serving it signs with the same key.
+        key_file = demo_key_file(settings, database_name)
+        key_file.unlink(missing_ok=True)
+        coalition_key = CoalitionKey.of(load_or_create_private_key(key_file))
+        await coalition_keys.register(database, coalition_key)
         with tempfile.TemporaryDirectory(prefix="clearhouse-demo-") as folder:
-            key_file = Path(folder) / "coalition-signing-key.pem"
-            coalition_key = CoalitionKey.of(load_or_create_private_key(key_file))
             async with _served(url, Path(folder), key_file) as base_url:
                 clients = {
                     p: AsyncPartnerClient(base_url, key_id=key_ids[p], private_key=keys[p])
@@ -162,6 +176,7 @@ async def run_demo(
             )
             result.settlement = await clearing.settle(MONTH)
             result.verification = await clearing.verify(MONTH)
+            result.key_file = key_file
             progress("closing and settling", 1, 1)
             out.mkdir(parents=True, exist_ok=True)
             statements = result.settlement.statements
@@ -215,7 +230,8 @@ async def _month(
     entries: list[Entry] = []
     total = DAYS * REQUESTS_PER_DAY
     for day in range(DAYS):
-        await set_ledger_time(database, sandbox=True, at=MONTH_START + timedelta(days=day))
+        today = MONTH_START + timedelta(days=day)
+        await set_ledger_time(database, sandbox=True, at=today)
         for n in range(REQUESTS_PER_DAY):
             partner = rng.choice(partners)
             client = clients[partner]
@@ -224,12 +240,22 @@ async def _month(
             try:
                 if kind < 0.55:
                     entries.append(
-                        await client.issue(member, rng.randint(20, 900), reference=f"r-{day}-{n}")
+                        await client.issue(
+                            member,
+                            rng.randint(20, 900),
+                            reference=f"r-{day}-{n}",
+                            occurred_at=today,
+                        )
                     )
                     result.accepted["issue"] += 1
                 elif kind < 0.9:
                     entries.append(
-                        await client.redeem(member, rng.randint(10, 150), reference=f"r-{day}-{n}")
+                        await client.redeem(
+                            member,
+                            rng.randint(10, 150),
+                            reference=f"r-{day}-{n}",
+                            occurred_at=today,
+                        )
                     )
                     result.accepted["redeem"] += 1
                 elif entries:
@@ -260,15 +286,16 @@ async def _refusals(
         for name in ("baeckerei", "shopwelt", "tankstelle")
     )
     member = members[0]
+    at = MONTH_START + timedelta(days=DAYS - 1)
     attempts = [
-        bakery.issue(result.erased_member, 10, reference="after erasure"),  # member_erased
-        bakery.redeem(member, 4_999, reference="more than held"),  # insufficient_points
-        fuel.issue(member, 2_001, reference="over the limit"),  # limit_exceeded
+        bakery.issue(result.erased_member, 10, reference="after erasure", occurred_at=at),
+        bakery.redeem(member, 4_999, reference="more than held", occurred_at=at),
+        fuel.issue(member, 2_001, reference="over the limit", occurred_at=at),
         fuel.member(member, purpose="marketing"),  # purpose_not_permitted
-        shop.issue("m-nobody", 10, reference="who?"),  # unknown_member
-        bakery.issue(member, 10, reference="a", idempotency_key="demo-reused"),
-        bakery.issue(member, 11, reference="b", idempotency_key="demo-reused"),  # reused
-    ]
+        shop.issue("m-nobody", 10, reference="who?", occurred_at=at),  # unknown_member
+        bakery.issue(member, 10, reference="a", idempotency_key="demo-reused", occurred_at=at),
+        bakery.issue(member, 11, reference="b", idempotency_key="demo-reused", occurred_at=at),
+    ]  # member_erased, insufficient_points, limit_exceeded, …, idempotency_key_reused
     for attempt in attempts:
         try:
             await attempt

@@ -10,6 +10,9 @@ the opening fence) and on an optional marker comment on the line just above the 
   the working folder holds copies of ``contracts/`` and ``reports/`` (so an output computed from
   a benchmark report fails when the report changes and the page does not). Blocks of one document
   share that folder, so a later block may read what an earlier one wrote.
+  The auditor guide's independent auditor is such a block and also a file of the suite,
+  ``tests/web/independent_auditor.py``; the two must be the same text (run with ``__name__``
+  ``"__main__"``, as here, it audits the coalition as a script).
 - ``output``: exactly what the ``python`` block just before it printed (trailing blanks aside).
 - ``sh``: executed line by line, in the order of the document, against a sandbox of the
   document's own: a fresh database (``DATABASE_URL``) and a temporary working folder that holds
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import io
 import json
 import os
@@ -82,6 +86,7 @@ RUN: Final = {"python", "sh"}
 SHOWN: Final = {"", "output", "text", "console", "toml", "json", "jsonl", "http", "mermaid"}
 SKIP_MARKER: Final = re.compile(r"<!--\s*docs-test:\s*skip\s*:?\s*(?P<reason>.*?)\s*-->")
 SETTLED_MONTH: Final = "2026-11"
+INDEPENDENT_AUDITOR: Final = REPO / "tests/web/independent_auditor.py"
 
 
 # --- Markdown ------------------------------------------------------------------------------
@@ -358,6 +363,31 @@ def test_clearhouse_commands_in_shell_blocks_exist(path: Path) -> None:
             _, words = split_command(line)
             if words and Path(words[0]).name == "clearhouse":
                 check_command(words[1:], block.where)
+
+
+def test_the_auditor_guide_carries_the_independent_auditor_as_tested() -> None:
+    """The guide's whole-check program is ``tests/web/independent_auditor.py``, character for
+    character: the web tests hold that file to verifying a settled month with none of
+    Clearhouse's code and to naming what was tampered with; the run of the guide's python
+    blocks executes this copy against the sandbox coalition."""
+    module = INDEPENDENT_AUDITOR.read_text()
+    opening = module.splitlines()[0]
+    carried = [
+        b
+        for b in blocks(REPO / "docs/auditor-guide.md")
+        if b.language == "python" and b.code.splitlines()[:1] == [opening]
+    ]
+    assert len(carried) == 1, f"docs/auditor-guide.md: one python block opens with {opening}"
+    (block,) = carried
+    assert block.runs, f"{block.where}: the independent auditor must run"
+    difference = difflib.unified_diff(
+        module.splitlines(),
+        block.code.splitlines(),
+        str(INDEPENDENT_AUDITOR.relative_to(REPO)),
+        block.where,
+        lineterm="",
+    )
+    assert block.code == module, "\n".join(difference)
 
 
 def test_the_worked_signature_example_is_what_clearhouse_signs_and_accepts() -> None:

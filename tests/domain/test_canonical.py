@@ -53,7 +53,7 @@ optional_texts = st.none() | texts
     recorded_at=instants,
     reference=optional_texts,
     reversal_of=st.none() | st.uuids(),
-    evidence=st.tuples(optional_texts, optional_texts, optional_texts),
+    evidence=st.tuples(optional_texts, optional_texts, optional_texts, optional_texts),
 )
 def test_every_entry_shape_encodes_as_rfc_8785(
     entry_id: UUID,
@@ -67,7 +67,7 @@ def test_every_entry_shape_encodes_as_rfc_8785(
     recorded_at: datetime,
     reference: str | None,
     reversal_of: UUID | None,
-    evidence: tuple[str | None, str | None, str | None],
+    evidence: tuple[str | None, str | None, str | None, str | None],
 ) -> None:
     postings = [
         (account, asset, amount if asset == "PTS" else Decimal(amount) / 100)
@@ -88,7 +88,10 @@ def test_every_entry_shape_encodes_as_rfc_8785(
         signature_input=evidence[0],
         signature=evidence[1],
         content_digest=evidence[2],
+        signature_base=evidence[3],
     )
     decoded = rfc8785.dumps(json.loads(encoded))
     assert encoded == decoded
     assert b'"recorded_at":"' + recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode() in encoded
+    evidence_kind = json.loads(encoded)["evidence"]
+    assert (evidence_kind == "partner_signature") == (evidence[1] is not None)

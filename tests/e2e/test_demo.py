@@ -27,6 +27,25 @@ async def _drop(database_url: str, name: str) -> None:
         await connection.close()
 
 
+async def _entries_outside_the_month(database_url: str, name: str) -> int:
+    """Partner entries whose occurred_at is not in November 2026 or after their recording."""
+    dsn = make_url(database_url).set(drivername="postgresql", database=name)
+    connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+    try:
+        count = await connection.fetchval(
+            """
+            SELECT count(*) FROM entries
+             WHERE kind IN ('issue', 'redeem', 'reversal') AND occurred_at IS NOT NULL
+               AND (occurred_at < '2026-11-01T00:00:00+01:00'
+                    OR occurred_at >= '2026-12-01T00:00:00+01:00'
+                    OR occurred_at > recorded_at)
+            """
+        )
+    finally:
+        await connection.close()
+    return int(count)
+
+
 def test_the_demo_runs_a_month_and_writes_verified_statements(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -47,9 +66,25 @@ def test_the_demo_runs_a_month_and_writes_verified_statements(
             text=True,
             timeout=300,
         )
+        assert done.returncode == 0, done.stderr + done.stdout
+        # Its last line verifies what it made, as it stands, in a shell of its own.
+        last_line = done.stdout.strip().splitlines()[-1]
+        assert " audit verify --database " in last_line
+        again = subprocess.run(
+            ["bash", "-c", last_line],
+            env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        outside_the_month = asyncio.run(_entries_outside_the_month(database_url, name))
     finally:
         asyncio.run(_drop(database_url, name))
-    assert done.returncode == 0, done.stderr + done.stdout
+    assert again.returncode == 0, again.stderr + again.stdout
+    assert again.stdout.startswith("verifies: 1 period(s), ")
+    assert outside_the_month == 0
+    assert "look at it: " in done.stdout
     assert "audit verify: verifies" in done.stdout
     assert "= 0.00" in done.stdout
     for code in (

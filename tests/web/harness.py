@@ -24,6 +24,7 @@ from litestar import Litestar
 
 from clearhouse.config import Settings
 from clearhouse.services import access
+from clearhouse.services.coalition_keys import register as register_coalition_key
 from clearhouse.services.database import Database
 from clearhouse.web.app import create_app
 from tests.services.builders import a_member, a_partner
@@ -262,6 +263,8 @@ class SignedApi:
 async def signed_api(database: Database, directory: Path, **env: str) -> AsyncIterator[SignedApi]:
     settings = settings_for(directory, **env)
     app = create_app(settings, database)
+    # What the app's start-up does under a server (ASGITransport sends no lifespan events).
+    await register_coalition_key(database, app.state.coalition_key)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=settings.public_base_url
     ) as client:

@@ -74,7 +74,16 @@ async def test_a_month_through_the_api(tmp_path: Path) -> None:
         assert [e["kind"] for e in entries] == ["issue", "redeem"]
         assert all(rfc8785.dumps(e) in lines.content for e in entries)
         verified = await api.client.get("/v1/audit/verify", headers=auditor)
-        assert verified.json() == {"verified": True, "problems": []}
+        assert verified.json()["verified"] is True, verified.json()["problems"]
+        assert verified.json()["problems"] == []
+        assert verified.json()["checked"] == {
+            "periods": 1,
+            "entries": 2,
+            "statement_hashes": 2,
+            "statement_signatures": 2,
+            "partner_signatures": 2,
+            "entries_without_partner_signature": 0,
+        }
 
         refused = await api.client.post(f"/v1/admin/periods/{PERIOD}/close", headers=auditor)
         assert_problem(refused, 403, "forbidden")

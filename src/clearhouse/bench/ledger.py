@@ -67,6 +67,7 @@ from clearhouse.services.database import Database
 from clearhouse.services.posting import Ledger, PointsRequest
 from clearhouse.storage import ledger as store
 from clearhouse.storage.migrate import upgrade
+from clearhouse.storage.sqlstates import SQLSTATE_INSUFFICIENT_POINTS
 
 __all__ = [
     "BenchError",
@@ -101,7 +102,6 @@ GOAL_ONE_PARTNER_OVER_SPREAD: Final = 0.90
 GOAL_SPREAD_OVER_PGBENCH: Final = 0.50
 AIM_SERVICE_OVER_BARE: Final = 0.70
 
-_SQLSTATE_INSUFFICIENT_POINTS: Final = "CH001"
 _BARE_POST: Final = """
 SELECT recorded_at, member_balance_after FROM ledger_post(
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
@@ -470,7 +470,7 @@ def _bare_post(pool: Any, partner_ids: Sequence[str], member_ids: Sequence[str])
                 BENCH_ZONE,
             )
         except asyncpg.PostgresError as exc:
-            if exc.sqlstate == _SQLSTATE_INSUFFICIENT_POINTS:
+            if exc.sqlstate == SQLSTATE_INSUFFICIENT_POINTS:
                 return False
             raise
         return True

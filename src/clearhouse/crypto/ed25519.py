@@ -90,6 +90,22 @@ def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
+def replace_private_key(path: Path) -> Ed25519PrivateKey:
+    """A new key written to ``path`` (mode 0600) in place of the one there, atomically: a
+    crash leaves either the old file or the new one, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    fresh = path.with_name(f".{path.name}.new")
+    descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(descriptor, private_pem(key))
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    os.replace(fresh, path)
+    return key
+
+
 def verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import msgspec
@@ -27,6 +27,26 @@ def canonical_json(document: Mapping[str, Any]) -> bytes:
 def utc_text(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds and ``Z``."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+OPERATOR_KINDS: Final = frozenset({"expiry", "adjustment"})
+
+
+def evidence_of(kind: str, signature: str | None) -> str:
+    """What vouches for an entry: its partner's signature, or why there is none.
+
+    ``partner_signature``: a partner's signed request made it (``signature_base`` holds what the
+    key signed); ``operator``: an expiry or adjustment the coalition's operator made;
+    ``settlement``: a money entry of a settlement; ``unsigned``: a partner entry recorded
+    without a signed request (only by the service itself, never through the API).
+    """
+    if signature is not None:
+        return "partner_signature"
+    if kind in OPERATOR_KINDS:
+        return "operator"
+    if kind == "settlement":
+        return "settlement"
+    return "unsigned"
 
 
 def canonical_entry(
@@ -45,11 +65,13 @@ def canonical_entry(
     signature_input: str | None,
     signature: str | None,
     content_digest: str | None,
+    signature_base: str | None,
 ) -> bytes:
     """What never changes of an entry, as canonical JSON: the leaf of its period's tree.
 
     Neither metadata (removed by retention) nor personal data (erased) is part of it, so the
-    roots verify after both.
+    roots verify after both. With the partner's public key, ``signature_base`` and ``signature``
+    verify the partner's signature from this line alone (``evidence`` says when there is none).
     """
     return canonical_json(
         {
@@ -74,5 +96,7 @@ def canonical_entry(
             "signature_input": signature_input,
             "signature": signature,
             "content_digest": content_digest,
+            "signature_base": signature_base,
+            "evidence": evidence_of(kind, signature),
         }
     )

@@ -16,14 +16,22 @@ The tree::
     ├── IdempotencyKeyInUse    idempotency_key_in_use: same key, still being processed
     ├── PeriodNotEnded         period_not_ended: the month has not ended (or an earlier one is open)
     ├── PeriodClosed           period_closed: nothing lands in a closed period any more
+    ├── SettlementRefused      settlement_refused: the period does not add up (every reason)
     ├── ClockNotSettable       forbidden: the ledger clock moves only in sandbox mode
+    ├── ContractChanged        internal_error: a newer contract version is in force than was
+    │                          checked (posting asks again once)
+    ├── LedgerInvariantBroken  internal_error: the database refused what the domain let through
+    │                          (an append-only row changed, an entry unbalanced): a defect
     └── Unavailable            unavailable: the database cannot be reached; nothing was written
 
 The web layer maps codes to HTTP statuses in one place (``clearhouse.web.problems``); the CLI
-prints ``code: detail``. Nothing here knows about HTTP.
+prints ``code: detail``; the SQLSTATEs the database raises map to these in one place too
+(``clearhouse.storage.sqlstates``). Nothing here knows about HTTP.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class ClearhouseError(Exception):
@@ -88,8 +96,30 @@ class PeriodClosed(ClearhouseError):
     code = "period_closed"
 
 
+class SettlementRefused(ClearhouseError):
+    """The period does not add up; nothing was written. ``problems`` holds every reason."""
+
+    code = "settlement_refused"
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("the settlement does not add up: " + "; ".join(problems))
+        self.problems = tuple(problems)
+
+
 class ClockNotSettable(ClearhouseError):
     code = "forbidden"
+
+
+class ContractChanged(ClearhouseError):
+    """The database holds a newer contract version in force than the one the caller named."""
+
+    code = "internal_error"
+
+
+class LedgerInvariantBroken(ClearhouseError):
+    """The database's second check of a ledger rule failed where the domain's first passed."""
+
+    code = "internal_error"
 
 
 class Unavailable(ClearhouseError):

@@ -90,6 +90,12 @@ async def partner_keys(database: Database, partner_id: str) -> list[PartnerKeyRo
         return await store.fetch_keys(connection, partner_id)
 
 
+async def all_partner_keys(database: Database) -> list[PartnerKeyRow]:
+    """Every partner key there ever was, for auditors checking signatures on old entries."""
+    async with database.driver_connection() as connection:
+        return await store.fetch_all_keys(connection)
+
+
 async def signing_key(database: Database, key_id: str) -> PartnerKeyRow | None:
     """The key named by a signature's ``keyid``, if it exists and is valid now."""
     async with database.driver_connection() as connection:

@@ -6,24 +6,31 @@ one another), records the period, and computes its ledger root from the canonica
 ``settle`` nets the period from one aggregate query, refuses if anything does not add up, and
 otherwise — in the same transaction — posts one money entry per partner, stores the signed
 statements and marks the period settled. Run twice, it returns the stored statements; killed
-half way, it wrote nothing and runs again from the start.
+half way, it wrote nothing and runs again from the start. A refusal is ``SettlementRefused``
+with every reason; a refusal of the database (a ``CH`` SQLSTATE) is its domain error, as in
+posting.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
+import asyncpg
+
 from clearhouse.crypto.ed25519 import CoalitionKey
 from clearhouse.domain import merkle
 from clearhouse.domain.contracts import ContractVersion
-from clearhouse.domain.errors import ClearhouseError, NotFound, PeriodNotEnded
+from clearhouse.domain.errors import NotFound, PeriodNotEnded, SettlementRefused
 from clearhouse.domain.ledger import partner_settlement_account, settle_partner
 from clearhouse.domain.netting import check_settlement, coalition_margin, net_partner
 from clearhouse.domain.periods import period_bounds, period_of
+from clearhouse.domain.verification import VerificationReport
+from clearhouse.services import coalition_keys
+from clearhouse.services.audit import verify_ledger
 from clearhouse.services.database import Database
 from clearhouse.services.metrics import SETTLEMENT_SECONDS
 from clearhouse.statements.documents import (
@@ -32,7 +39,6 @@ from clearhouse.statements.documents import (
     coalition_document,
     partner_document,
     sign_statement,
-    statement_problems,
 )
 from clearhouse.statements.workbook import write_statement_workbook
 from clearhouse.storage import clearing as store
@@ -40,16 +46,7 @@ from clearhouse.storage import contracts as contract_store
 from clearhouse.storage import ledger as ledger_store
 from clearhouse.storage.clearing import PeriodRow, StatementRow
 from clearhouse.storage.ledger import Evidence
-
-
-class SettlementRefused(ClearhouseError):
-    """The period does not add up; nothing was written. ``problems`` says every reason."""
-
-    code = "internal_error"
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("the settlement does not add up: " + "; ".join(problems))
-        self.problems = list(problems)
+from clearhouse.storage.sqlstates import domain_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,22 +138,34 @@ class Clearing:
 
     async def settle(self, period: str) -> Settlement:
         """Close if need be, net, check, post, state and sign; once."""
+        # The key that signs is published before it signs anything.
+        await coalition_keys.register(self._database, self._key)
         with SETTLEMENT_SECONDS.time():
             return await self._settle_once(period)
 
     async def _settle_once(self, period: str) -> Settlement:
-        async with self._database.transaction() as connection:
-            await _custom_plans(connection)
-            closed = await self._close(connection, period)
-            await connection.execute("SELECT 1 FROM periods WHERE period = $1 FOR UPDATE", period)
-            closed = await store.fetch_period(connection, period) or closed
-            if closed.status == "settled":
-                rows = await store.fetch_statements(connection, period)
-                return Settlement(closed, [_signed(r) for r in rows], settled_now=False)
-            statements = await self._settle(connection, closed)
-            await store.mark_settled(connection, period)
-            settled = await store.fetch_period(connection, period)
-            assert settled is not None
+        try:
+            async with self._database.transaction() as connection:
+                await _custom_plans(connection)
+                closed = await self._close(connection, period)
+                await connection.execute(
+                    "SELECT 1 FROM periods WHERE period = $1 FOR UPDATE", period
+                )
+                closed = await store.fetch_period(connection, period) or closed
+                if closed.status == "settled":
+                    rows = await store.fetch_statements(connection, period)
+                    return Settlement(closed, [_signed(r) for r in rows], settled_now=False)
+                statements = await self._settle(connection, closed)
+                await store.mark_settled(connection, period)
+                settled = await store.fetch_period(connection, period)
+                assert settled is not None
+        except asyncpg.PostgresError as exc:
+            # The money entries go through ledger_post, whose refusals (and the balance check
+            # at commit) are domain errors here as they are in posting.
+            error = domain_error(exc)
+            if error is None:
+                raise
+            raise error from exc
         return Settlement(settled, statements, settled_now=True)
 
     async def _settle(self, connection: Any, closed: PeriodRow) -> list[SignedStatement]:
@@ -294,35 +303,17 @@ class Clearing:
         async with self._database.driver_connection() as connection:
             return await store.fetch_periods(connection)
 
-    async def verify(self, period: str | None = None) -> list[str]:
-        """Recompute every closed period's root and check every statement; list what differs."""
-        problems: list[str] = []
-        async with self._database.transaction() as connection:
-            await _custom_plans(connection)
-            rows = await store.fetch_periods(connection)
-            previous_root = merkle.FIRST_PREVIOUS_ROOT
-            for row in rows:
-                tree = merkle.TreeBuilder()
-                async for leaf in store.canonical_entries(connection, row.starts_at, row.ends_at):
-                    tree.add(leaf)
-                root = merkle.period_root(previous_root, tree.head())
-                checked = period is None or row.period == period
-                if checked and tree.size != row.entry_count:
-                    problems.append(
-                        f"period {row.period}: {tree.size} entries now, {row.entry_count} sealed"
-                    )
-                if checked and root != row.root:
-                    problems.append(f"period {row.period}: the ledger root does not match")
-                if checked and row.previous_root != previous_root:
-                    problems.append(f"period {row.period}: the chain to the previous root breaks")
-                previous_root = row.root
-                if not checked:
-                    continue
-                for statement in await store.fetch_statements(connection, row.period):
-                    problems.extend(
-                        f"period {row.period}: {p}"
-                        for p in statement_problems(
-                            _signed(statement), self._key.public_key, row.root
-                        )
-                    )
-        return problems
+    async def closed_period(self, period: str) -> PeriodRow:
+        """``period`` as it was sealed (and settled, if it is); an open or unknown month is
+        ``NotFound``, a malformed one ``InvalidRequest``."""
+        period_bounds(period, self._zone)
+        async with self._database.driver_connection() as connection:
+            row = await store.fetch_period(connection, period)
+        if row is None:
+            raise NotFound(f"{period} is not closed")
+        return row
+
+    async def verify(self, period: str | None = None) -> VerificationReport:
+        """Recompute every closed period's root, check every statement and every entry's
+        partner signature; say what was checked and what differs (``services.audit``)."""
+        return await verify_ledger(self._database, self._zone, period)

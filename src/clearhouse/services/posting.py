@@ -9,7 +9,6 @@ refuse with the fields that differ.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -20,17 +19,13 @@ from clearhouse.domain import ledger as rules
 from clearhouse.domain.contracts import check_points_limit
 from clearhouse.domain.errors import (
     ClearhouseError,
+    ContractChanged,
     Forbidden,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
-    InsufficientPoints,
     InvalidRequest,
-    LimitExceeded,
-    MemberErased,
     NotFound,
-    PeriodClosed,
     PurposeNotPermitted,
-    UnknownMember,
 )
 from clearhouse.domain.idempotency import (
     differing_fields,
@@ -50,6 +45,7 @@ from clearhouse.services.database import Database
 from clearhouse.services.metrics import ENTRIES_POSTED
 from clearhouse.storage import ledger as store
 from clearhouse.storage.ledger import EntryRow, Evidence
+from clearhouse.storage.sqlstates import domain_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,26 +70,6 @@ class PostedEntry:
 
 NO_EVIDENCE = Evidence()
 """Entries made without a signed request (operator entries, tests of the service itself)."""
-
-
-class _ContractChanged(ClearhouseError):
-    """The database holds a newer contract version in force than the book had."""
-
-    code = "internal_error"
-
-
-_SQLSTATE_ERRORS: Mapping[str, type[ClearhouseError]] = {
-    store.SQLSTATE_NO_CONTRACT: Forbidden,
-    store.SQLSTATE_CONTRACT_CHANGED: _ContractChanged,
-    store.SQLSTATE_LIMIT_PER_TRANSACTION: LimitExceeded,
-    store.SQLSTATE_LIMIT_PER_DAY: LimitExceeded,
-    store.SQLSTATE_MEMBER_ERASED: MemberErased,
-    store.SQLSTATE_PERIOD_CLOSED: PeriodClosed,
-    store.SQLSTATE_INSUFFICIENT_POINTS: InsufficientPoints,
-    store.SQLSTATE_UNKNOWN_MEMBER: UnknownMember,
-    store.SQLSTATE_REVERSAL_EXCEEDS_REMAINING: InsufficientPoints,
-    store.SQLSTATE_ENTRY_NOT_FOUND: NotFound,
-}
 
 
 def _fields_of(entry: EntryRow) -> dict[str, object]:
@@ -177,7 +153,7 @@ class Ledger:
                     contract_version=version.version,
                     evidence=evidence,
                 )
-            except _ContractChanged:
+            except ContractChanged:
                 self._contracts.forget()
                 if attempt:
                     raise
@@ -326,10 +302,10 @@ class Ledger:
                 "a request with this Idempotency-Key is still being processed; retry later"
             ) from exc
         except asyncpg.PostgresError as exc:
-            error = _SQLSTATE_ERRORS.get(exc.sqlstate or "")
+            error = domain_error(exc)
             if error is None:
                 raise
-            raise error(_detail(exc)) from exc
+            raise error from exc
         ENTRIES_POSTED.labels(draft.kind.value).inc()
         entry = EntryRow(
             entry_id=entry_id,
@@ -398,11 +374,6 @@ async def _replay(
 
 def _utc_text(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat()
-
-
-def _detail(exc: asyncpg.PostgresError) -> str:
-    message = exc.args[0] if exc.args else ""
-    return str(message)
 
 
 def _validate_request(request: PointsRequest) -> None:

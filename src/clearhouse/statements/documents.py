@@ -81,13 +81,12 @@ def statement_problems(
 ) -> list[str]:
     """What does not match in a stored statement: hash, signature, or the period's root."""
     problems = []
-    name = f"statement {statement.party}"
     if hashlib.sha256(statement.document).digest() != statement.sha256:
-        problems.append(f"{name}: its SHA-256 does not match its document")
+        problems.append("its SHA-256 does not match its document")
     if not verify(public_key, statement.signature, statement.document):
-        problems.append(f"{name}: its signature does not verify with key {statement.key_id}")
+        problems.append(f"its signature does not verify with key {statement.key_id}")
     if statement.body().get("ledger_root") != ledger_root.hex():
-        problems.append(f"{name}: it names another ledger root than the period's")
+        problems.append("it names another ledger root than the period's")
     return problems
 
 

@@ -83,6 +83,17 @@ async def fetch_keys(connection: asyncpg.Connection, partner_id: str) -> list[Pa
     return [PartnerKeyRow(**dict(row)) for row in rows]
 
 
+async def fetch_all_keys(connection: asyncpg.Connection) -> list[PartnerKeyRow]:
+    """Every partner key there ever was: current, expired and revoked."""
+    rows = await connection.fetch(
+        """
+        SELECT key_id, partner_id, public_key, not_before, not_after, revoked_at
+          FROM partner_keys ORDER BY partner_id, created_at, key_id
+        """
+    )
+    return [PartnerKeyRow(**dict(row)) for row in rows]
+
+
 async def remember_nonces(
     connection: asyncpg.Connection, nonces: Sequence[tuple[str, str, datetime]]
 ) -> bool:
@@ -182,3 +193,46 @@ async def fetch_partners(connection: asyncpg.Connection) -> list[tuple[str, str,
     return [
         (r["partner_id"], r["legal_name"], r["created_at"], int(r["active_keys"])) for r in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class CoalitionKeyRow:
+    key_id: str
+    public_key: bytes
+    not_before: datetime
+    retired_at: datetime | None
+
+
+async def fetch_coalition_keys(connection: asyncpg.Connection) -> list[CoalitionKeyRow]:
+    rows = await connection.fetch(
+        """
+        SELECT key_id, public_key, not_before, retired_at FROM coalition_keys
+         ORDER BY not_before, key_id
+        """
+    )
+    return [
+        CoalitionKeyRow(r["key_id"], bytes(r["public_key"]), r["not_before"], r["retired_at"])
+        for r in rows
+    ]
+
+
+async def make_coalition_key_current(
+    connection: asyncpg.Connection, key_id: str, public_key: bytes
+) -> str | None:
+    """Make ``key_id`` the current coalition key, retiring the one before (in the caller's
+    transaction); returns the retired key's id. A key that retired never comes back: the
+    caller checks that first."""
+    await connection.execute("LOCK TABLE coalition_keys IN SHARE ROW EXCLUSIVE MODE")
+    current = await connection.fetchval(
+        "SELECT key_id FROM coalition_keys WHERE retired_at IS NULL"
+    )
+    if current == key_id:
+        return None
+    if current is not None:
+        await connection.execute(
+            "UPDATE coalition_keys SET retired_at = clock_timestamp() WHERE key_id = $1", current
+        )
+    await connection.execute(
+        "INSERT INTO coalition_keys (key_id, public_key) VALUES ($1, $2)", key_id, public_key
+    )
+    return str(current) if current is not None else None

@@ -141,7 +141,7 @@ async def canonical_entries(
         """
         SELECT e.entry_id, e.kind, e.partner_id, e.member_id, e.points, e.contract_version,
                e.occurred_at, e.recorded_at, e.reference, e.reversal_of, e.signature_input,
-               e.signature, e.content_digest,
+               e.signature, e.content_digest, e.signature_base,
                (SELECT array_agg(ROW(p.account, p.asset, p.amount)) FROM postings p
                  WHERE p.entry_id = e.entry_id) AS postings
           FROM entries e
@@ -168,6 +168,7 @@ async def canonical_entries(
             signature_input=row["signature_input"],
             signature=row["signature"],
             content_digest=row["content_digest"],
+            signature_base=row["signature_base"],
         )
 
 

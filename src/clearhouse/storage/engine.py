@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from clearhouse.config import Settings
@@ -49,9 +50,14 @@ def asyncpg_url(url: str) -> str:
 
 
 def resolve_database_url(settings: Settings) -> str:
-    if settings.database_url:
-        return asyncpg_url(settings.database_url)
-    return embedded_url(settings.data_dir)
+    url = (
+        asyncpg_url(settings.database_url)
+        if settings.database_url
+        else embedded_url(settings.data_dir)
+    )
+    if settings.database_name is None:
+        return url
+    return make_url(url).set(database=settings.database_name).render_as_string(hide_password=False)
 
 
 def create_engine(url: str, *, pool_size: int = 1) -> AsyncEngine:

@@ -17,32 +17,24 @@ import asyncpg
 
 from clearhouse.domain.ledger import EntryDraft, EntryKind, Posting, RecordedEntry
 
-# SQLSTATEs raised by ledger_post and the ledger's triggers (class CH).
-SQLSTATE_INSUFFICIENT_POINTS = "CH001"
-SQLSTATE_UNKNOWN_MEMBER = "CH002"
-SQLSTATE_REVERSAL_EXCEEDS_REMAINING = "CH003"
-SQLSTATE_ENTRY_NOT_FOUND = "CH404"
-SQLSTATE_NO_CONTRACT = "CH403"
-SQLSTATE_CONTRACT_CHANGED = "CH409"
-SQLSTATE_MEMBER_ERASED = "CH410"
-SQLSTATE_LIMIT_PER_TRANSACTION = "CH422"
-SQLSTATE_LIMIT_PER_DAY = "CH423"
-SQLSTATE_PERIOD_CLOSED = "CH419"
+# The SQLSTATEs ledger_post raises, and their domain errors: clearhouse.storage.sqlstates.
 IDEMPOTENCY_CONSTRAINT = "idempotency_keys_pkey"
 
 _POST = """
 SELECT recorded_at, member_balance_after FROM ledger_post(
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 """
 
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """What a signed request leaves on the entry it created: the partner's signature."""
+    """What a signed request leaves on the entry it created: the partner's signature, and the
+    RFC 9421 signature base it signed, so that the signature verifies from the entry alone."""
 
     signature_input: str | None = None
     signature: str | None = None
     content_digest: str | None = None
+    signature_base: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +89,7 @@ async def record_entry(
         evidence.signature,
         evidence.content_digest,
         zone,
+        evidence.signature_base,
     )
     assert row is not None
     return row["recorded_at"], row["member_balance_after"]

@@ -104,6 +104,7 @@ entries = Table(
     Column("signature_input", Text),
     Column("signature", Text),
     Column("content_digest", Text),
+    Column("signature_base", Text),
     Index("entries_recorded_at", "recorded_at", "entry_id"),
     Index("entries_partner_recorded_at", "partner_id", "recorded_at", "entry_id"),
     Index("entries_member", "member_id", "recorded_at"),
@@ -142,6 +143,27 @@ idempotency_keys = Table(
         server_default=text("clock_timestamp()"),
     ),
     PrimaryKeyConstraint("partner_id", "idempotency_key"),
+)
+
+coalition_keys = Table(
+    "coalition_keys",
+    metadata,
+    Column("key_id", Text, primary_key=True),
+    Column("algorithm", Text, nullable=False, server_default=text("'ed25519'")),
+    Column("public_key", LargeBinary, nullable=False, unique=True),
+    Column(
+        "not_before",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=text("clock_timestamp()"),
+    ),
+    Column("retired_at", DateTime(timezone=True)),
+    Index(
+        "coalition_keys_one_current",
+        text("(true)"),
+        unique=True,
+        postgresql_where=text("retired_at IS NULL"),
+    ),
 )
 
 partner_keys = Table(

@@ -11,15 +11,14 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from clearhouse.config import Settings
-from clearhouse.crypto.ed25519 import CoalitionKey
 from clearhouse.domain.contracts import ContractInvalid
 from clearhouse.domain.errors import InvalidRequest
 from clearhouse.domain.purposes import Purpose
 from clearhouse.services import access
+from clearhouse.services import coalition_keys as keys_service
 from clearhouse.services.clock import set_ledger_time
 from clearhouse.services.coalition import add_partner
 from clearhouse.services.contracts import load_contracts
-from clearhouse.storage.access import PartnerKeyRow
 from clearhouse.web.auth import operator_only
 from clearhouse.web.problems import problem_responses
 from clearhouse.web.request_id import request_id_of
@@ -32,6 +31,7 @@ from clearhouse.web.schemas import (
     PartnerKey,
     PublicKey,
     PublicKeys,
+    key_out,
     rfc3339,
 )
 
@@ -42,17 +42,6 @@ OPERATOR_PROBLEMS: Final = (
     "unavailable",
     "internal_error",
 )
-
-
-def _key_out(key: PartnerKeyRow) -> PartnerKey:
-    return PartnerKey(
-        key_id=key.key_id,
-        partner_id=key.partner_id,
-        public_key=base64.b64encode(key.public_key).decode(),
-        not_before=rfc3339(key.not_before),
-        not_after=None if key.not_after is None else rfc3339(key.not_after),
-        revoked_at=None if key.revoked_at is None else rfc3339(key.revoked_at),
-    )
 
 
 async def _partners(state: State) -> list[Partner]:
@@ -103,7 +92,7 @@ class PartnerAdminController(Controller):
             not_after=data.not_after,
         )
         keys = await access.partner_keys(state.database, partner_id)
-        return _key_out(next(k for k in keys if k.key_id == key_id))
+        return key_out(next(k for k in keys if k.key_id == key_id))
 
     @get(
         "/partners/{partner_id:str}/keys",
@@ -111,7 +100,7 @@ class PartnerAdminController(Controller):
         responses=problem_responses(*OPERATOR_PROBLEMS),
     )
     async def list_keys(self, state: State, partner_id: FromPath[str]) -> list[PartnerKey]:
-        return [_key_out(k) for k in await access.partner_keys(state.database, partner_id)]
+        return [key_out(k) for k in await access.partner_keys(state.database, partner_id)]
 
     @post(
         "/keys/{key_id:str}/revoke",
@@ -145,20 +134,23 @@ class ClockController(Controller):
 
 @get(
     "/v1/keys",
-    summary="The coalition's public keys for response and statement signatures",
+    summary="Every coalition key that ever signed responses and statements, with its validity",
     tags=["keys"],
     opt={"unsigned": True},
 )
 async def coalition_keys(state: State) -> PublicKeys:
-    key: CoalitionKey = state.coalition_key
     return PublicKeys(
         keys=[
             PublicKey(
-                key_id=key.key_id,
+                key_id=k.key_id,
                 algorithm="ed25519",
-                public_key=base64.b64encode(key.public_key).decode(),
+                public_key=base64.b64encode(k.public_key).decode(),
                 use=["response", "statement"],
+                status="current" if k.retired_at is None else "retired",
+                not_before=rfc3339(k.not_before),
+                not_after=None if k.retired_at is None else rfc3339(k.retired_at),
             )
+            for k in await keys_service.published(state.database)
         ]
     )
 

@@ -23,6 +23,7 @@ from clearhouse.crypto.ed25519 import CoalitionKey, load_or_create_private_key
 from clearhouse.domain.errors import ClearhouseError
 from clearhouse.services import access
 from clearhouse.services.clearing import Clearing
+from clearhouse.services.coalition_keys import register as register_coalition_key
 from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
 from clearhouse.services.members import Members
@@ -123,6 +124,8 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         if app.state.database is None:
             url = resolve_database_url(settings)
             attach(app.state, Database.for_url(url, pool_size=settings.db_pool_size))
+        # Published before it signs a receipt; a retired key's file refuses to start.
+        await register_coalition_key(app.state.database, coalition_key)
         background.add(asyncio.create_task(purge_nonces_now_and_then(app.state.database)))
 
     async def close_database(app: Litestar) -> None:

@@ -11,10 +11,11 @@ from litestar.params import QueryParameter
 
 from clearhouse.domain.errors import InvalidRequest
 from clearhouse.domain.periods import utc_instant
+from clearhouse.services import access
 from clearhouse.statements.tables import write_table_csv, write_table_workbook
 from clearhouse.web.auth import auditor_or_operator
 from clearhouse.web.problems import problem_responses
-from clearhouse.web.schemas import rfc3339
+from clearhouse.web.schemas import PartnerKey, key_out, rfc3339
 
 XLSX: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DISCLOSURE_COLUMNS: Final = (
@@ -75,3 +76,12 @@ class AuditController(Controller):
         if "text/csv" in accept:
             return Response(write_table_csv(DISCLOSURE_COLUMNS, table), media_type="text/csv")
         return Response([dict(zip(DISCLOSURE_COLUMNS, row, strict=True)) for row in table])
+
+    @get(
+        "/partner-keys",
+        summary="Every partner key there ever was (current, expired, revoked), with its validity:"
+        " what partner signatures on entries verify with",
+        responses=problem_responses("invalid_token", "unavailable"),
+    )
+    async def partner_keys(self, state: State) -> list[PartnerKey]:
+        return [key_out(k) for k in await access.all_partner_keys(state.database)]

@@ -1,28 +1,31 @@
 """Periods and statements over HTTP: operators close and settle, partners fetch their own
-statement, auditors fetch any statement, the canonical entries and a verification."""
+statement, auditors fetch any statement, the sealed periods with their roots, the canonical
+entries and a verification."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
 from clearhouse.domain.periods import period_bounds
 from clearhouse.services.clearing import Clearing
 from clearhouse.statements.documents import COALITION_PARTY
+from clearhouse.storage.clearing import PeriodRow
 from clearhouse.web.admin import OPERATOR_PROBLEMS
 from clearhouse.web.auth import auditor_or_operator, operator_only
 from clearhouse.web.partner import SIGNED_PROBLEMS, DataPurpose, require_granted
 from clearhouse.web.problems import problem_responses
-from clearhouse.web.schemas import rfc3339
+from clearhouse.web.schemas import ClosedPeriod, rfc3339
 
 XLSX: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PERIOD_PROBLEMS: Final = ("period_not_ended", "not_found")
+AUDIT_PERIOD_PROBLEMS: Final = ("invalid_token", "invalid_request", "not_found", "unavailable")
 
 
 def _clearing(state: State) -> Clearing:
@@ -58,6 +61,21 @@ def _period_out(row: Any) -> dict[str, Any]:
         "closed_at": rfc3339(row.closed_at),
         "settled_at": None if row.settled_at is None else rfc3339(row.settled_at),
     }
+
+
+def _closed_period_out(row: PeriodRow) -> ClosedPeriod:
+    return ClosedPeriod(
+        period=row.period,
+        status=row.status,
+        entry_count=row.entry_count,
+        tree_head=row.tree_head.hex(),
+        previous_root=row.previous_root.hex(),
+        root=row.root.hex(),
+        starts_at=rfc3339(row.starts_at),
+        ends_at=rfc3339(row.ends_at),
+        closed_at=rfc3339(row.closed_at),
+        settled_at=None if row.settled_at is None else rfc3339(row.settled_at),
+    )
 
 
 class StatementController(Controller):
@@ -104,7 +122,9 @@ class PeriodAdminController(Controller):
         "/{period:str}/settle",
         status_code=200,
         summary="Settle a month: net, post one money entry per partner, state and sign",
-        responses=problem_responses(*OPERATOR_PROBLEMS, *PERIOD_PROBLEMS),
+        responses=problem_responses(
+            *OPERATOR_PROBLEMS, *PERIOD_PROBLEMS, "period_closed", "settlement_refused"
+        ),
     )
     async def settle(self, state: State, period: FromPath[str]) -> dict[str, Any]:
         settlement = await _clearing(state).settle(period)
@@ -145,6 +165,22 @@ class AuditStatementController(Controller):
         return await _statement_response(request, _clearing(state), period, partner_id)
 
     @get(
+        "/periods",
+        summary="Every closed period: its entry count, tree head, chained root and times",
+        responses=problem_responses("invalid_token", "unavailable"),
+    )
+    async def periods(self, state: State) -> list[ClosedPeriod]:
+        return [_closed_period_out(p) for p in await _clearing(state).periods()]
+
+    @get(
+        "/periods/{period:str}",
+        summary="One closed period (settled or not) with its ledger root; an open month is 404",
+        responses=problem_responses(*AUDIT_PERIOD_PROBLEMS),
+    )
+    async def period(self, state: State, period: FromPath[str]) -> ClosedPeriod:
+        return _closed_period_out(await _clearing(state).closed_period(period))
+
+    @get(
         "/periods/{period:str}/entries",
         summary="A closed period's canonical entries (RFC 8785), one per line, in root order",
         responses=problem_responses("invalid_token", "invalid_request", "not_found"),
@@ -164,9 +200,15 @@ class AuditStatementController(Controller):
 
     @get(
         "/verify",
-        summary="Recompute every ledger root and check every statement's hash and signature",
+        summary="Recompute every ledger root (or one period's, `?period=YYYY-MM`), check every "
+        "statement's hash and signature and every entry's partner signature; the counts of "
+        "what was checked, and every problem",
         responses=problem_responses("invalid_token", "invalid_request"),
     )
-    async def verify(self, state: State) -> dict[str, Any]:
-        problems = await _clearing(state).verify()
-        return {"verified": not problems, "problems": problems}
+    async def verify(
+        self,
+        state: State,
+        period: Annotated[str | None, QueryParameter(name="period")] = None,
+    ) -> dict[str, Any]:
+        report = await _clearing(state).verify(period)
+        return {"verified": report.verifies, **report.as_json()}

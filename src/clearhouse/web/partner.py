@@ -105,7 +105,12 @@ async def require_granted(request: Request[Any, Any, Any], purpose: str) -> Veri
 
 
 def _evidence(partner: VerifiedPartner) -> Evidence:
-    return Evidence(partner.signature_input, partner.signature, partner.content_digest)
+    return Evidence(
+        partner.signature_input,
+        partner.signature,
+        partner.content_digest,
+        partner.signature_base,
+    )
 
 
 def _written(posted: PostedEntry, settings: Settings) -> Response[Entry]:

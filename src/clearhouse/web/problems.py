@@ -45,6 +45,7 @@ PROBLEMS: Final[Mapping[str, tuple[int, str]]] = {
     "idempotency_key_in_use": (409, "A request with this Idempotency-Key is in progress"),
     "period_not_ended": (409, "The period has not ended yet"),
     "period_closed": (409, "The period is closed"),
+    "settlement_refused": (409, "The period does not add up; nothing was written"),
     "payload_too_large": (413, "The body is too large"),
     "unsupported_media_type": (415, "The body must be JSON"),
     "request_header_fields_too_large": (431, "The request's header fields are too large"),
@@ -138,7 +139,16 @@ def render_problem(request: Request[Any, Any, Any], exc: ProblemDetailsException
 
 
 def render_domain_error(request: Request[Any, Any, Any], exc: ClearhouseError) -> Response[Any]:
-    return render_problem(request, _from_domain(exc))
+    problem = _from_domain(exc)
+    if problem.status_code >= 500 and not isinstance(exc, Unavailable):
+        # A defect (the database refused what the domain let through): the log must have it.
+        log.error(
+            "internal domain error",
+            request_id=request_id_of(request.scope),
+            error_type=type(exc).__name__,
+            exc_info=exc,
+        )
+    return render_problem(request, problem)
 
 
 def render_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

@@ -5,6 +5,7 @@ Request bodies refuse unknown fields; points are JSON integers, times RFC 3339 U
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -15,6 +16,7 @@ from litestar import Request
 
 from clearhouse.domain.errors import InvalidRequest
 from clearhouse.domain.periods import period_of
+from clearhouse.storage.access import PartnerKeyRow
 from clearhouse.storage.ledger import EntryRow
 
 T = TypeVar("T")
@@ -65,6 +67,12 @@ class PublicKey(msgspec.Struct, frozen=True):
     public_key: str
     """The 32 raw bytes of the Ed25519 key, base64."""
     use: list[str]
+    status: str
+    """``current`` (signs now) or ``retired`` (signed until ``not_after``; verifies for ever)."""
+    not_before: str
+    """When the key took over."""
+    not_after: str | None
+    """When the key retired; None while it is current."""
 
 
 class PublicKeys(msgspec.Struct, frozen=True):
@@ -108,6 +116,25 @@ class Clock(msgspec.Struct, frozen=True):
     ledger_time: str
 
 
+class ClosedPeriod(msgspec.Struct, frozen=True):
+    """A sealed month as auditors read it; hashes in lowercase hex."""
+
+    period: str
+    status: str
+    """``closed``, or ``settled`` once its statements are signed."""
+    entry_count: int
+    tree_head: str
+    """The RFC 9162 tree head over the month's canonical entries."""
+    previous_root: str
+    """The previous month's root; 32 zero bytes before the first."""
+    root: str
+    """SHA-256(previous_root ‖ tree_head)."""
+    starts_at: str
+    ends_at: str
+    closed_at: str
+    settled_at: str | None
+
+
 async def strict_body(request: Request[Any, Any, Any], shape: type[T]) -> T:
     """The request body decoded strictly: ``"5"`` is not a number, ``1.5`` not an integer.
 
@@ -122,6 +149,17 @@ async def strict_body(request: Request[Any, Any, Any], shape: type[T]) -> T:
 def rfc3339(moment: datetime) -> str:
     """UTC with microseconds and ``Z``."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def key_out(key: PartnerKeyRow) -> PartnerKey:
+    return PartnerKey(
+        key_id=key.key_id,
+        partner_id=key.partner_id,
+        public_key=base64.b64encode(key.public_key).decode(),
+        not_before=rfc3339(key.not_before),
+        not_after=None if key.not_after is None else rfc3339(key.not_after),
+        revoked_at=None if key.revoked_at is None else rfc3339(key.revoked_at),
+    )
 
 
 def entry_out(row: EntryRow, zone: ZoneInfo, *, with_balance: bool) -> Entry:

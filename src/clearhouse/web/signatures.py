@@ -56,6 +56,7 @@ from clearhouse.crypto.http_signatures import (
     only_label,
     parse_dictionary,
     sign_message,
+    signature_base_of,
     verify_signature,
 )
 from clearhouse.domain.errors import ClearhouseError
@@ -105,6 +106,8 @@ class VerifiedPartner:
     data_purpose: str | None
     request: RequestMessage
     """The request as verified (one signature), which the response's receipt covers."""
+    signature_base: str
+    """The RFC 9421 signature base the partner's key signed, kept on the entry it creates."""
 
 
 def required_components(method: str, has_body: bool, purpose_bound: bool) -> set[str]:
@@ -288,7 +291,7 @@ class SignatureVerifier:
         if body or '"content-digest"' in covered:
             _check_digest(digest_header, body)
         single = HeaderFields(only_label(fields, label, members))
-        message = self._verified_message(scope, single, key_id, key.public_key)
+        message, signature_base = self._verified_message(scope, single, key_id, key.public_key)
         return (
             VerifiedPartner(
                 partner_id=key.partner_id,
@@ -299,6 +302,7 @@ class SignatureVerifier:
                 content_digest=digest_header,
                 data_purpose=HeaderFields(fields).get("data-purpose"),
                 request=message,
+                signature_base=signature_base,
             ),
             nonce,
             created_at + self.window + timedelta(seconds=1),
@@ -306,7 +310,7 @@ class SignatureVerifier:
 
     def _verified_message(
         self, scope: Scope, single: HeaderFields, key_id: str, public_key: bytes
-    ) -> RequestMessage:
+    ) -> tuple[RequestMessage, str]:
         """The request as signed, once its one signature verifies.
 
         ``@target-uri`` is the request's as sent (RFC 9421 section 2.2.2), but ASGI keeps no
@@ -319,10 +323,10 @@ class SignatureVerifier:
         for spelling in spellings:
             message = RequestMessage(method, spelling, single)
             try:
-                verify_signature(message, key_id, public_key, skew=self.window)
+                covered = verify_signature(message, key_id, public_key, skew=self.window)
             except InvalidSignature:
                 continue
-            return message
+            return message, signature_base_of(covered)
         raise SignatureProblem("invalid_signature", "the signature does not verify")
 
 

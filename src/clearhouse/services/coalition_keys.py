@@ -1,0 +1,74 @@
+"""The coalition's signing keys: one current key signs receipts and statements; every key that
+ever signed stays published, with the time it took over and the time it retired.
+
+The current key is the one in ``CLEARHOUSE_SIGNING_KEY_FILE``. Registering it (at start-up,
+and before a settlement signs) makes it current and retires the one before; ``rotate`` writes a
+new key to the file and registers it. A key that retired never signs again: a process started
+with a retired key's file is refused. Verifiers take the key that a signature names.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from clearhouse.crypto.ed25519 import CoalitionKey, replace_private_key
+from clearhouse.domain.errors import InvalidRequest
+from clearhouse.services.database import Database
+from clearhouse.storage import access as store
+from clearhouse.storage.access import CoalitionKeyRow
+
+log = structlog.get_logger("clearhouse.keys")
+
+
+class RetiredKey(InvalidRequest):
+    """The signing key file holds a key that has retired."""
+
+
+async def register(database: Database, key: CoalitionKey) -> None:
+    """Make ``key`` the coalition's current key (nothing to do when it is already)."""
+    async with database.transaction() as connection:
+        for row in await store.fetch_coalition_keys(connection):
+            if row.key_id == key.key_id and row.retired_at is not None:
+                raise RetiredKey(
+                    f"the signing key file holds {key.key_id}, which retired at "
+                    f"{row.retired_at.isoformat()}; a retired key never signs again "
+                    "(use the current key's file, or rotate)"
+                )
+        retired = await store.make_coalition_key_current(connection, key.key_id, key.public_key)
+    if retired is not None:
+        log.info("coalition key rotated", retired=retired, current=key.key_id)
+
+
+async def rotate(database: Database, key_file: Path) -> tuple[str, CoalitionKey]:
+    """Write a new key to ``key_file`` and make it current; returns the retired key's id.
+
+    The file is replaced first: should the database step fail, the next start registers the
+    new key; the other way round, a start would find the file's key retired.
+    """
+    current = await current_key(database)
+    key = CoalitionKey.of(replace_private_key(key_file))
+    await register(database, key)
+    return ("" if current is None else current.key_id), key
+
+
+async def published(database: Database) -> list[CoalitionKeyRow]:
+    """Every key that ever signed, oldest first."""
+    async with database.driver_connection() as connection:
+        return await store.fetch_coalition_keys(connection)
+
+
+async def current_key(database: Database) -> CoalitionKeyRow | None:
+    return next((k for k in await published(database) if k.retired_at is None), None)
+
+
+async def public_key_of(database: Database, key_id: str) -> bytes | None:
+    """The public key a signature names, current or retired."""
+    return next((k.public_key for k in await published(database) if k.key_id == key_id), None)
+
+
+def valid_at(key: CoalitionKeyRow, moment: datetime) -> bool:
+    """Whether ``key`` was the current key at ``moment``."""
+    return key.not_before <= moment and (key.retired_at is None or moment < key.retired_at)

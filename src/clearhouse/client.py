@@ -118,6 +118,10 @@ class ResponseNotSigned(Exception):
     """The response's receipt signature is absent or does not verify: do not trust it."""
 
 
+class UnknownReceiptKey(ResponseNotSigned):
+    """The receipt names a coalition key the client does not know."""
+
+
 _PROBLEM_CLASSES: Final[Mapping[int, type[ClearhouseProblem]]] = {
     400: InvalidRequest,
     401: SignatureRejected,
@@ -163,6 +167,9 @@ class _Signer:
             else load_private_key(private_key)
         )
         self.coalition_keys: dict[str, bytes] = dict(coalition_keys or {})
+        self.pinned = coalition_keys is not None
+        """Pinned keys are the only ones trusted; fetched ones are fetched again when a receipt
+        names a key they lack (the coalition rotated its key)."""
 
     def sign(self, request: httpx.Request) -> None:
         body = request.content
@@ -219,7 +226,7 @@ class _Signer:
         key_id = str(params.get("keyid"))
         public_key = self.coalition_keys.get(key_id)
         if public_key is None:
-            raise ResponseNotSigned(f"the receipt is signed by an unknown key {key_id!r}")
+            raise UnknownReceiptKey(f"the receipt is signed by an unknown key {key_id!r}")
         expected = hashlib.sha256(response.content).digest()
         if "sha-256" not in parsed_digest:
             raise ResponseNotSigned("the receipt's Content-Digest lacks sha-256")
@@ -415,7 +422,13 @@ class PartnerClient:
             with attempt:
                 self._signer.sign(request)  # fresh nonce and created on every attempt
                 response = self._http.send(request)
-                self._signer.answer(response)
+                try:
+                    self._signer.answer(response)
+                except UnknownReceiptKey:
+                    if self._signer.pinned:
+                        raise
+                    self._signer.coalition_keys = self.coalition_keys()
+                    self._signer.answer(response)
         return response
 
     def issue(
@@ -548,7 +561,13 @@ class AsyncPartnerClient:
             with attempt:
                 self._signer.sign(request)
                 response = await self._http.send(request)
-                self._signer.answer(response)
+                try:
+                    self._signer.answer(response)
+                except UnknownReceiptKey:
+                    if self._signer.pinned:
+                        raise
+                    self._signer.coalition_keys = await self.coalition_keys()
+                    self._signer.answer(response)
         return response
 
     async def issue(

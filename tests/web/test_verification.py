@@ -13,10 +13,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 
 from clearhouse.cli import main
+from clearhouse.client import AsyncPartnerClient, ResponseNotSigned
 from clearhouse.services import access, coalition_keys
 from clearhouse.services.access import Role
 from clearhouse.services.clock import set_ledger_time
@@ -293,3 +295,48 @@ async def test_a_retired_coalition_key_never_signs_again(tmp_path: Path) -> None
         )
     assert result.exit_code != 0
     assert "retired" in result.output
+
+
+class _Switchable(httpx.AsyncBaseTransport):
+    """One client's transport, moved from one app to the next (a server restarted)."""
+
+    def __init__(self, app: Any) -> None:
+        self.to(app)
+
+    def to(self, app: Any) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_client_that_fetched_the_keys_learns_the_rotated_key_and_a_pinned_one_refuses(
+    tmp_path: Path,
+) -> None:
+    async with fresh_database() as database, signed_api(database, tmp_path) as before:
+        partner = await before.partner("bakery")
+        member = await before.member()
+        transport = _Switchable(before.app)
+        fetched = AsyncPartnerClient(
+            before.base_url,
+            key_id=partner.key.key_id,
+            private_key=partner.key.private_key,
+            transport=transport,
+        )
+        pinned = AsyncPartnerClient(
+            before.base_url,
+            key_id=partner.key.key_id,
+            private_key=partner.key.private_key,
+            coalition_keys=before.coalition_keys,
+            transport=transport,
+        )
+        await fetched.issue(member, 5, reference="before")
+        await coalition_keys.rotate(database, before.settings.signing_key_file)
+        async with signed_api(database, tmp_path) as after:
+            transport.to(after.app)
+            issued = await fetched.issue(member, 5, reference="after")
+            with pytest.raises(ResponseNotSigned):
+                await pinned.issue(member, 5, reference="after, pinned")
+        await fetched.aclose()
+        await pinned.aclose()
+    assert issued.member_balance == 10

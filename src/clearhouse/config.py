@@ -44,6 +44,18 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum:
     return value
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    raw = env.get("CLEARHOUSE_LOG_LEVEL") or "INFO"
+    if raw.upper() not in LOG_LEVELS:
+        raise SettingsError(
+            f"CLEARHOUSE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {raw!r}"
+        )
+    return raw.upper()
+
+
 DATABASE_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}", re.ASCII)
 
 
@@ -154,7 +166,7 @@ class Settings:
                 "/"
             ),
             db_pool_size=_int(env, "CLEARHOUSE_DB_POOL_SIZE", 10, 1, 500),
-            log_level=env.get("CLEARHOUSE_LOG_LEVEL", "INFO").upper(),
+            log_level=_log_level(env),
             timezone=zone,
             signature_window_s=_int(env, "CLEARHOUSE_SIGNATURE_WINDOW_S", 300, 5, 3600),
             body_max_bytes=_int(env, "CLEARHOUSE_BODY_MAX_BYTES", 65536, 1024, 16 * 1024 * 1024),

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -57,7 +58,9 @@ MEMBERS: Final = 60
 DAYS: Final = 30
 REQUESTS_PER_DAY: Final = 12
 READY_TIMEOUT_S: Final = 30.0
-REPO: Final = Path(__file__).resolve().parents[2]
+CHECKOUT_CONTRACTS: Final = Path(__file__).resolve().parents[2] / "contracts"
+"""The example contracts in a checkout; a built wheel carries a copy as package data."""
+SHIPPED_CONTRACTS: Final = "example_contracts"
 
 Progress = Callable[[str, int, int], None]
 """(step, done, total): how far a long step has come."""
@@ -133,6 +136,15 @@ async def _fresh_database(settings: Settings, name: str) -> str:
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
+def example_contracts() -> list[tuple[str, bytes]]:
+    """The example partners' contract files, by name: ``contracts/`` of the repository, which
+    the wheel ships as ``clearhouse/example_contracts/`` (pyproject's ``force-include``)."""
+    shipped = resources.files("clearhouse") / SHIPPED_CONTRACTS
+    folder = shipped if shipped.is_dir() else CHECKOUT_CONTRACTS
+    files = (f for f in folder.iterdir() if f.name.endswith(".toml"))
+    return [(f.name, f.read_bytes()) for f in sorted(files, key=lambda f: f.name)]
+
+
 async def run_demo(
     settings: Settings, out: Path, progress: Progress, *, database_name: str = DEMO_DATABASE
 ) -> DemoResult:
@@ -144,8 +156,7 @@ async def run_demo(
         progress("migrations", 0, 1)
         await upgrade(database.engine)
         await set_ledger_time(database, sandbox=True, at=MONTH_START)
-        files = [(p.name, p.read_bytes()) for p in sorted((REPO / "contracts").glob("*.toml"))]
-        loaded = await load_contracts(database, files)
+        loaded = await load_contracts(database, example_contracts())
         partners = sorted({p for p, _ in loaded.stored})
         keys = {p: Ed25519PrivateKey.generate() for p in partners}
         key_ids = {

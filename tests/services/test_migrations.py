@@ -1,7 +1,10 @@
-"""The migrations build what ``storage/tables.py`` describes, and go down and up again."""
+"""The migrations build what ``storage/tables.py`` describes, go down and up again to the same
+functions, and the live database functions are exactly the newest files under
+``clearhouse/migrations/functions/``."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -16,7 +19,13 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clearhouse.storage.engine import create_engine
-from clearhouse.storage.migrate import alembic_config, current_revision, upgrade
+from clearhouse.storage.migrate import (
+    alembic_config,
+    current_revision,
+    function_sql,
+    migrations_dir,
+    upgrade,
+)
 from clearhouse.storage.tables import metadata
 
 SchemaObjects = dict[str, set[tuple[str, ...]]]
@@ -44,7 +53,8 @@ async def _downgrade(engine: AsyncEngine, revision: str) -> None:
 
 
 async def _schema_objects(dsn: str) -> SchemaObjects:
-    """Every table, index, sequence, function, trigger and constraint in schema ``public``."""
+    """Every table, index, sequence, function (with its whole definition), trigger and constraint
+    in schema ``public``."""
     connection = await asyncpg.connect(dsn)
     try:
         queries = {
@@ -53,7 +63,8 @@ async def _schema_objects(dsn: str) -> SchemaObjects:
                   JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'
             """,
             "functions": """
-                SELECT p.proname, pg_get_function_identity_arguments(p.oid) FROM pg_proc p
+                SELECT p.proname, pg_get_function_identity_arguments(p.oid),
+                       pg_get_functiondef(p.oid) FROM pg_proc p
                   JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
             """,
             "triggers": """
@@ -130,3 +141,43 @@ async def test_the_migrations_go_down_to_base_and_up_to_head_again(throwaway_url
         assert await _differences(engine) == []
     finally:
         await engine.dispose()
+
+
+FUNCTION_FILE = re.compile(r"^(?P<name>[a-z_]+)\.(?P<revision>[0-9]{4})\.sql$")
+
+
+def _newest_function_files() -> dict[str, str]:
+    """Each function's name and the revision of its newest file: the version that is live."""
+    newest: dict[str, str] = {}
+    for file in (migrations_dir() / "functions").iterdir():
+        found = FUNCTION_FILE.match(file.name)
+        assert found, f"functions/{file.name} is not named NAME.REVISION.sql"
+        name, revision = found["name"], found["revision"]
+        newest[name] = max(newest.get(name, revision), revision)
+    return newest
+
+
+def _body(statement: str) -> str:
+    """The text between the ``$$`` of a ``CREATE FUNCTION``: what PostgreSQL keeps verbatim."""
+    _, body, _ = statement.split("$$")
+    return body
+
+
+async def test_the_live_database_functions_are_the_newest_files_and_only_those(dsn: str) -> None:
+    newest = _newest_function_files()
+    connection = await asyncpg.connect(dsn)
+    try:
+        live = {
+            row["proname"]: row["prosrc"]
+            for row in await connection.fetch(
+                """
+                SELECT p.proname, p.prosrc FROM pg_proc p
+                  JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
+                """
+            )
+        }
+    finally:
+        await connection.close()
+    assert set(live) == set(newest)
+    for name, revision in newest.items():
+        assert live[name] == _body(function_sql(name, revision)), f"{name}.{revision}.sql"

@@ -1,6 +1,7 @@
 """The database's refusals (SQLSTATEs of class ``CH``) are domain errors, mapped in one place
 (``clearhouse.storage.sqlstates``) for every service that meets them: posting, and settling,
-whose money entries go through the same ``ledger_post``."""
+whose money entries go through the same ``ledger_post``. The codes are read from the live
+functions, whose source is ``clearhouse/migrations/functions/``."""
 
 from __future__ import annotations
 

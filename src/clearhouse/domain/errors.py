@@ -3,7 +3,8 @@
 The tree::
 
     ClearhouseError            code, detail
-    ├── InvalidRequest         invalid_request: malformed or out-of-range input
+    ├── InvalidRequest         invalid_request: malformed or out-of-range input; ``field``
+    │                          names the input at fault when one does
     ├── NotFound               not_found: unknown, or another partner's (never say which)
     ├── Forbidden              forbidden
     ├── PurposeNotPermitted    purpose_not_permitted: nothing granted for the declared purpose
@@ -32,6 +33,12 @@ prints ``code: detail``; the SQLSTATEs the database raises map to these in one p
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
+
+Field: TypeAlias = tuple[str | int, ...]
+"""Where an input lies in a request: its name (``("member_id",)``), or the path of keys and
+array indexes to it (``("personal", "email")``, ``("metadata", "basket", 0, "sku")``); ``()``
+is the request's whole body."""
 
 
 class ClearhouseError(Exception):
@@ -45,7 +52,15 @@ class ClearhouseError(Exception):
 
 
 class InvalidRequest(ClearhouseError):
+    """Malformed or out-of-range input. ``field``, when known, says which input: a name or a
+    path (see ``Field``); the web layer writes it as a JSON Pointer into the body, or as the name
+    of the query, path or header parameter of that name."""
+
     code = "invalid_request"
+
+    def __init__(self, detail: str, *, field: str | Field | None = None) -> None:
+        super().__init__(detail)
+        self.field: Field | None = (field,) if isinstance(field, str) else field
 
 
 class NotFound(ClearhouseError):

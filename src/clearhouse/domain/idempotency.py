@@ -21,10 +21,11 @@ def validate_idempotency_key(key: object) -> str:
     """1 to 255 printable ASCII characters (SPEC 4.3)."""
     if not isinstance(key, str) or not 1 <= len(key) <= IDEMPOTENCY_KEY_LENGTH_MAX:
         raise InvalidRequest(
-            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} characters"
+            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} characters",
+            field="Idempotency-Key",
         )
     if not all(" " <= ch <= "~" for ch in key):
-        raise InvalidRequest("Idempotency-Key must be printable ASCII")
+        raise InvalidRequest("Idempotency-Key must be printable ASCII", field="Idempotency-Key")
     return key
 
 

@@ -128,19 +128,20 @@ every id is read back at a URL such as ``/v1/members/{member_id}``."""
 def validate_identifier(value: object, *, name: str) -> str:
     """Ids are 1 to 64 printable ASCII characters without spaces or ``: / ? # % \\``."""
     if not isinstance(value, str) or not 1 <= len(value) <= ID_LENGTH_MAX:
-        raise InvalidRequest(f"{name} must be 1 to {ID_LENGTH_MAX} characters")
+        raise InvalidRequest(f"{name} must be 1 to {ID_LENGTH_MAX} characters", field=name)
     if not all("!" <= ch <= "~" and ch not in ID_CHARACTERS_REFUSED for ch in value):
         raise InvalidRequest(
-            f"{name} may hold only printable ASCII without spaces or any of : / ? # % \\"
+            f"{name} may hold only printable ASCII without spaces or any of : / ? # % \\",
+            field=name,
         )
     return value
 
 
 def validate_text(value: object, *, name: str, length_max: int) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= length_max:
-        raise InvalidRequest(f"{name} must be 1 to {length_max} characters")
+        raise InvalidRequest(f"{name} must be 1 to {length_max} characters", field=name)
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        raise InvalidRequest(f"{name} must not hold control characters")
+        raise InvalidRequest(f"{name} must not hold control characters", field=name)
     return value
 
 

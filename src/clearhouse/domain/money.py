@@ -26,11 +26,13 @@ MINOR_UNIT_EXPONENT: Final = Decimal("0.01")
 def validate_points(points: object, *, name: str = "points") -> int:
     """Return ``points`` if it is a whole, positive number of points within the limit."""
     if isinstance(points, bool) or not isinstance(points, int):
-        raise InvalidRequest(f"{name} must be a whole number of points")
+        raise InvalidRequest(f"{name} must be a whole number of points", field=name)
     if points <= 0:
-        raise InvalidRequest(f"{name} must be positive, not {points}")
+        raise InvalidRequest(f"{name} must be positive, not {points}", field=name)
     if points > POINTS_PER_ENTRY_MAX:
-        raise InvalidRequest(f"{name} must not exceed {POINTS_PER_ENTRY_MAX}, not {points}")
+        raise InvalidRequest(
+            f"{name} must not exceed {POINTS_PER_ENTRY_MAX}, not {points}", field=name
+        )
     return points
 
 

@@ -23,11 +23,11 @@ def utc_instant(moment: datetime, *, name: str) -> datetime:
     (``0001-01-01T00:00:00+01:00`` is a year 0 in UTC, ``9999-12-31T23:59:59-01:00`` a year
     10000: neither exists as a datetime, nor in PostgreSQL's timestamptz as Python maps it)."""
     if moment.tzinfo is None:
-        raise InvalidRequest(f"{name} must carry a time zone")
+        raise InvalidRequest(f"{name} must carry a time zone", field=name)
     try:
         return moment.astimezone(UTC)
     except (OverflowError, ValueError) as exc:
-        raise InvalidRequest(f"{name} lies beyond the calendar in UTC") from exc
+        raise InvalidRequest(f"{name} lies beyond the calendar in UTC", field=name) from exc
 
 
 def period_of(recorded_at: datetime, zone: ZoneInfo) -> str:

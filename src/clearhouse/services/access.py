@@ -67,14 +67,14 @@ async def add_key(
     not_before = None if not_before is None else utc_instant(not_before, name="not_before")
     not_after = None if not_after is None else utc_instant(not_after, name="not_after")
     if not_before and not_after and not_after <= not_before:
-        raise InvalidRequest("not_after must lie after not_before")
+        raise InvalidRequest("not_after must lie after not_before", field="not_after")
     try:
         async with database.driver_connection() as connection:
             await store.insert_key(connection, key_id, partner_id, raw, not_before, not_after)
     except asyncpg.ForeignKeyViolationError as exc:
         raise NotFound(f"no partner {partner_id}") from exc
     except asyncpg.UniqueViolationError as exc:
-        raise InvalidRequest(f"key {key_id} exists already") from exc
+        raise InvalidRequest(f"key {key_id} exists already", field="key_id") from exc
     return key_id
 
 

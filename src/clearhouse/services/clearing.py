@@ -80,6 +80,16 @@ async def _previous_closing(connection: Any, period: str) -> int | None:
     return int(closing)
 
 
+async def signed_statement(database: Database, period: str, party: str) -> SignedStatement:
+    """The signed statement of ``party`` for ``period``, as stored at settlement; reading it
+    needs no coalition key."""
+    async with database.driver_connection() as connection:
+        rows = await store.fetch_statements(connection, period, party)
+    if not rows:
+        raise NotFound(f"no statement of {party} for {period} (is it settled?)")
+    return _signed(rows[0])
+
+
 class Clearing:
     def __init__(
         self,
@@ -261,11 +271,7 @@ class Clearing:
         return sorted(statements, key=lambda st: st.party)
 
     async def statement(self, period: str, party: str) -> SignedStatement:
-        async with self._database.driver_connection() as connection:
-            rows = await store.fetch_statements(connection, period, party)
-        if not rows:
-            raise NotFound(f"no statement of {party} for {period} (is it settled?)")
-        return _signed(rows[0])
+        return await signed_statement(self._database, period, party)
 
     async def write_workbook(self, period: str, party: str, out: BinaryIO) -> None:
         """The workbook of one statement (a partner's, or the coalition's), streamed to ``out``."""

@@ -72,28 +72,61 @@ class MemberView:
     fields: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class MemberStanding:
+    """What an operator may see of a member without personal data: balance and consents."""
+
+    member_id: str
+    enrolled_by: str | None
+    enrolled_at: datetime
+    erased_at: datetime | None
+    balance_points: int
+    consents: list[tuple[str, str, bool, datetime]]
+    """The latest decision per partner and purpose: (partner, purpose, granted, recorded_at)."""
+
+
+async def member_standing(database: Database, member_id: str) -> MemberStanding:
+    """The member's balance and current consents; no personal data."""
+    async with database.driver_connection() as connection:
+        member = await store.fetch_member(connection, member_id)
+        if member is None:
+            raise NotFound(f"no member {member_id}")
+        consents = await store.current_consents(connection, member_id)
+    return MemberStanding(
+        member_id=member.member_id,
+        enrolled_by=member.enrolled_by,
+        enrolled_at=member.created_at,
+        erased_at=member.erased_at,
+        balance_points=member.balance_points,
+        consents=consents,
+    )
+
+
 def validate_personal(personal: Mapping[str, str]) -> dict[DataField, str]:
     """Personal fields as given at enrolment: known names, bounded, plausible."""
     clean: dict[DataField, str] = {}
     for name, value in personal.items():
+        at = ("personal", name)
         field = DataField(f"member.{name}") if f"member.{name}" in set(DataField) else None
         if field is None or field not in PERSONAL_FIELDS:
-            raise InvalidRequest(f"personal.{name} is not a personal field")
+            raise InvalidRequest(f"personal.{name} is not a personal field", field=at)
         if not isinstance(value, str) or not 1 <= len(value) <= PERSONAL_LENGTH_MAX:
-            raise InvalidRequest(f"personal.{name} must be 1 to {PERSONAL_LENGTH_MAX} characters")
+            raise InvalidRequest(
+                f"personal.{name} must be 1 to {PERSONAL_LENGTH_MAX} characters", field=at
+            )
         if any(ord(ch) < 0x20 for ch in value):
-            raise InvalidRequest(f"personal.{name} must not hold control characters")
+            raise InvalidRequest(f"personal.{name} must not hold control characters", field=at)
         if field is DataField.EMAIL and not EMAIL_PATTERN.match(value):
-            raise InvalidRequest("personal.email is not an e-mail address")
+            raise InvalidRequest("personal.email is not an e-mail address", field=at)
         if field is DataField.POSTAL_CODE and not POSTAL_CODE_PATTERN.match(value):
-            raise InvalidRequest("personal.postal_code is not a postal code")
+            raise InvalidRequest("personal.postal_code is not a postal code", field=at)
         if field is DataField.BIRTH_DATE:
             try:
                 born = date.fromisoformat(value)
             except ValueError as exc:
-                raise InvalidRequest("personal.birth_date must be YYYY-MM-DD") from exc
+                raise InvalidRequest("personal.birth_date must be YYYY-MM-DD", field=at) from exc
             if born.year < 1900:
-                raise InvalidRequest("personal.birth_date lies before 1900")
+                raise InvalidRequest("personal.birth_date lies before 1900", field=at)
         clean[field] = value
     return clean
 
@@ -328,7 +361,7 @@ class Members:
         """
         await self._require_purpose(partner_id, Purpose.CONSENT_MANAGEMENT)
         if not statements:
-            raise InvalidRequest("give at least one consent")
+            raise InvalidRequest("give at least one consent", field="consents")
         _refuse_consents_to_all(statements)
         async with self._database.transaction() as connection:
             state = await store.fetch_consent_state(connection, member_id, partner_id)
@@ -356,7 +389,7 @@ class Members:
         """Consents the member gave or withdrew through the coalition itself: to one partner
         (``partner_id``) or to all (``*``). Returns the member's whole consent history."""
         if not statements:
-            raise InvalidRequest("give at least one consent")
+            raise InvalidRequest("give at least one consent", field="consents")
         for partner_id, _, _ in statements:
             if partner_id != ALL_PARTNERS:
                 validate_identifier(partner_id, name="partner_id")

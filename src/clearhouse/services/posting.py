@@ -380,4 +380,4 @@ def _validate_request(request: PointsRequest) -> None:
     rules.validate_identifier(request.member_id, name="member_id")
     rules.validate_text(request.reference, name="reference", length_max=REFERENCE_LENGTH_MAX)
     if utc_instant(request.occurred_at, name="occurred_at").year < 2000:
-        raise InvalidRequest("occurred_at lies before 2000")
+        raise InvalidRequest("occurred_at lies before 2000", field="occurred_at")

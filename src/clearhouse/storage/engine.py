@@ -6,6 +6,7 @@ and listens only on a Unix socket; a later run finds it there and reuses it.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,15 @@ from clearhouse.config import Settings
 _embedded: dict[Path, Any] = {}
 
 
-def embedded_server(data_dir: Path) -> Any:
-    """Start (or find already running) the embedded PostgreSQL in ``data_dir/pgdata``."""
+def embedded_server(data_dir: Path, *, log_level: str = "INFO") -> Any:
+    """Start (or find already running) the embedded PostgreSQL in ``data_dir/pgdata``.
+
+    pgserver logs every command it runs, with its output, at INFO: that is debugging output, so
+    it is shown only when ``log_level`` is DEBUG.
+    """
+    logging.getLogger("pgserver").setLevel(
+        logging.DEBUG if log_level == "DEBUG" else logging.WARNING
+    )
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (as under root); the fallback is fine.
         warnings.simplefilter("ignore")
@@ -33,9 +41,9 @@ def embedded_server(data_dir: Path) -> Any:
     return _embedded[pgdata]
 
 
-def embedded_url(data_dir: Path, database: str = "postgres") -> str:
+def embedded_url(data_dir: Path, database: str = "postgres", *, log_level: str = "INFO") -> str:
     """The SQLAlchemy URL of a database on the embedded server (Unix socket)."""
-    server = embedded_server(data_dir)
+    server = embedded_server(data_dir, log_level=log_level)
     socket_dir = parse_qs(urlsplit(server.get_uri()).query)["host"][0]
     return f"postgresql+asyncpg://postgres@/{database}?host={socket_dir}"
 
@@ -53,7 +61,7 @@ def resolve_database_url(settings: Settings) -> str:
     url = (
         asyncpg_url(settings.database_url)
         if settings.database_url
-        else embedded_url(settings.data_dir)
+        else embedded_url(settings.data_dir, log_level=settings.log_level)
     )
     if settings.database_name is None:
         return url

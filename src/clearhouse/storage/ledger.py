@@ -327,3 +327,27 @@ async def fetch_partner_entries(
         limit,
     )
     return [_entry_row(row) for row in rows]
+
+
+async def fetch_entries(
+    connection: asyncpg.Connection,
+    start: datetime,
+    end: datetime,
+    partner_id: str | None,
+    limit: int,
+) -> list[EntryRow]:
+    """The first ``limit`` entries recorded in ``[start, end)`` (of one partner if given)."""
+    rows = await connection.fetch(
+        f"""
+        SELECT {_ENTRY_COLUMNS} FROM entries e
+         WHERE e.recorded_at >= $1 AND e.recorded_at < $2
+           AND ($3::text IS NULL OR e.partner_id = $3)
+         ORDER BY e.recorded_at, e.entry_id
+         LIMIT $4
+        """,
+        start,
+        end,
+        partner_id,
+        limit,
+    )
+    return [_entry_row(row) for row in rows]

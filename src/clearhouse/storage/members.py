@@ -278,3 +278,18 @@ async def own_entries_of_member(
             limit,
         )
     )
+
+
+async def current_consents(
+    connection: asyncpg.Connection, member_id: str
+) -> list[tuple[str, str, bool, datetime]]:
+    """The member's latest decision per partner and purpose: (partner, purpose, granted, at)."""
+    rows = await connection.fetch(
+        """
+        SELECT DISTINCT ON (partner_id, purpose) partner_id, purpose, granted, recorded_at
+          FROM consents WHERE member_id = $1
+         ORDER BY partner_id, purpose, recorded_at DESC, consent_id DESC
+        """,
+        member_id,
+    )
+    return [(r["partner_id"], r["purpose"], r["granted"], r["recorded_at"]) for r in rows]

@@ -1,7 +1,12 @@
-"""Runs the Alembic migrations under ``migrations/`` on an async engine."""
+"""Runs the Alembic migrations of ``clearhouse.migrations`` on an async engine.
+
+The migrations are package data (found with ``importlib.resources``), so an installed Clearhouse
+migrates its database as a checkout does. ``function_sql`` reads a database function's file.
+"""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from alembic import command
@@ -9,12 +14,30 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
+
+def migrations_dir() -> Path:
+    """The folder of the migrations: Alembic reads its scripts from files on disk."""
+    folder = resources.files("clearhouse.migrations")
+    if not isinstance(folder, Path):
+        raise RuntimeError(f"the migrations must be installed as files, not in {folder}")
+    return folder
+
+
+def function_sql(name: str, revision: str) -> str:
+    """The ``CREATE FUNCTION`` statement of ``name`` as ``revision`` made it.
+
+    It is the one statement of ``clearhouse/migrations/functions/NAME.REVISION.sql``.
+    """
+    script = (migrations_dir() / "functions" / f"{name}.{revision}.sql").read_text("utf-8")
+    (statement,) = split_sql(script)
+    if not statement.startswith(f"CREATE FUNCTION {name}("):
+        raise ValueError(f"functions/{name}.{revision}.sql does not create {name}")
+    return statement
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     config.set_main_option("file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s")
     if connection is not None:
         config.attributes["connection"] = connection

@@ -1,9 +1,10 @@
 """The SQLSTATEs of class ``CH`` that the ledger's database functions raise, and the domain
 error each one is.
 
-``ledger_post`` (last made in migration 0006) refuses an entry with one of these, and the
-ledger's triggers (``refuse_change``, ``check_entry_balanced``, migration 0001) refuse a change
-to an append-only row or an entry that does not balance. Every service that writes through them
+``ledger_post`` refuses an entry with one of these, and the ledger's triggers (``refuse_change``,
+``check_entry_balanced``) refuse a change to an append-only row or an entry that does not
+balance; each function is one file under ``clearhouse/migrations/functions/``
+(``NAME.REVISION.sql``, the newest revision live). Every service that writes through them
 turns a refusal into its domain error here, and only here: ``domain_error``. A test reads every
 ``ERRCODE = 'CH…'`` from the live database functions and fails on a code this map lacks.
 """

@@ -1,7 +1,8 @@
 """The tables, as SQLAlchemy Core sees them, for queries and for ``alembic check``.
 
-The schema itself is made only by the migrations under ``migrations/`` (they also hold the
-triggers and functions); a test keeps these definitions and the migrations in step.
+The schema itself is made only by the migrations of ``clearhouse.migrations`` (they also hold
+the triggers, and the functions in ``migrations/functions/``); a test keeps these definitions
+and the migrations in step.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ def _instant(value: str, name: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise InvalidRequest(f"{name} must be an RFC 3339 time") from exc
+        raise InvalidRequest(f"{name} must be an RFC 3339 time", field=name) from exc
     return utc_instant(moment, name=name)
 
 

@@ -5,7 +5,8 @@ so a body is refused (``400 invalid_request``) when JSON parsers may disagree on
 decoding it could exhaust the process:
 
 - it is not UTF-8 (also inside a string), or not JSON;
-- an object names a key twice, at any depth (``{"points": 1, "points": 1000}``);
+- an object names a key twice, at any depth (``{"points": 1, "points": 1000}``; the problem's
+  pointer is the key named again, ``#/points``);
 - it nests deeper than ``JSON_DEPTH_MAX`` (checked before any recursive decoder runs).
 
 ``JsonBodyMiddleware`` applies this to every request whose ``Content-Type`` is JSON and hands
@@ -26,7 +27,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPRequestEvent, Receive, ReceiveMessage, Scope, Send
 
-from clearhouse.domain.errors import ClearhouseError, InvalidRequest
+from clearhouse.domain.errors import ClearhouseError, Field, InvalidRequest
 
 SIGNED_ROUTE: Final = "signed"
 """The opt key of routes whose bodies are checked after their signature."""
@@ -50,13 +51,36 @@ def _depth(text: str) -> int:
     return deepest
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+class _Repeated(dict[str, Any]):
+    """An object that names ``key`` twice; found again in the decoded tree to say where."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+
+def _marking_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise InvalidRequest(f"the body names the key {key!r} more than once")
+            return _Repeated(key)
         seen[key] = value
     return seen
+
+
+def _first_repeat(value: Any, path: Field = ()) -> Field | None:
+    """The path of the first key named twice (the inner object first, as decoded)."""
+    if isinstance(value, _Repeated):
+        return (*path, value.key)
+    children: list[tuple[str | int, Any]] = []
+    if isinstance(value, dict):
+        children = list(value.items())
+    elif isinstance(value, list):
+        children = list(enumerate(value))
+    for step, child in children:
+        if (found := _first_repeat(child, (*path, step))) is not None:
+            return found
+    return None
 
 
 def check_json_body(body: bytes) -> None:
@@ -64,17 +88,19 @@ def check_json_body(body: bytes) -> None:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidRequest("the body is not UTF-8") from exc
+        raise InvalidRequest("the body is not UTF-8", field=()) from exc
     if _depth(text) > JSON_DEPTH_MAX:
-        raise InvalidRequest(f"the body nests deeper than {JSON_DEPTH_MAX} levels")
+        raise InvalidRequest(f"the body nests deeper than {JSON_DEPTH_MAX} levels", field=())
     try:
-        json.loads(text, object_pairs_hook=_no_duplicates)
+        tree = json.loads(text, object_pairs_hook=_marking_repeats)
         # The decoder Clearhouse reads bodies with: lone surrogates and the like end here too.
         msgspec.json.decode(body)
     except (ValueError, msgspec.DecodeError) as exc:
-        if isinstance(exc, InvalidRequest):
-            raise
-        raise InvalidRequest("the body is not valid JSON") from exc
+        raise InvalidRequest("the body is not valid JSON", field=()) from exc
+    if (repeated := _first_repeat(tree)) is not None:
+        raise InvalidRequest(
+            f"the body names the key {repeated[-1]!r} more than once", field=repeated
+        )
 
 
 async def check_signed_body(request: Request[Any, Any, Any]) -> None:

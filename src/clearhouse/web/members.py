@@ -79,7 +79,9 @@ def _declared(request: Request[Any, Any, Any], expected: Purpose | None = None) 
     try:
         purpose = Purpose(declared or "")
     except ValueError as exc:
-        raise InvalidRequest(f"Data-Purpose {declared!r} is not a known purpose") from exc
+        raise InvalidRequest(
+            f"Data-Purpose {declared!r} is not a known purpose", field="Data-Purpose"
+        ) from exc
     if expected is not None and purpose is not expected:
         raise PurposeNotPermitted(f"this endpoint serves the purpose {expected.value!r}")
     return purpose

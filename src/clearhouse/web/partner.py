@@ -126,7 +126,7 @@ async def _points_request(request: Request[Any, Any, Any]) -> PointsRequest:
     data = await strict_body(request, PointsBody)
     metadata = None if data.metadata is None else msgspec.json.encode(data.metadata).decode()
     if metadata is not None and "\\u0000" in metadata:
-        raise InvalidRequest("metadata must not hold NUL characters")
+        raise InvalidRequest("metadata must not hold NUL characters", field="metadata")
     return PointsRequest(data.member_id, data.points, data.occurred_at, data.reference, metadata)
 
 
@@ -141,7 +141,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         moment, entry_id = raw.split("|")
         return datetime.fromisoformat(moment.replace("Z", "+00:00")), UUID(entry_id)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidRequest("the cursor is not one this API gave out") from exc
+        raise InvalidRequest("the cursor is not one this API gave out", field="cursor") from exc
 
 
 class TransactionController(Controller):

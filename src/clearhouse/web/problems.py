@@ -1,19 +1,21 @@
 """RFC 9457 problem responses: the one place where error codes become HTTP statuses.
 
 Every error leaves as ``application/problem+json`` with ``type`` (``/problems/<code>``),
-``title``, ``status``, ``detail``, ``instance`` (the request id) and ``code``. An unexpected
-exception is a 500 problem whose details go to the log, never to the caller.
+``title``, ``status``, ``detail``, ``instance`` (the request id) and ``code``; a ``400
+invalid_request`` also carries ``errors``, one ``{pointer, detail}`` per fault
+(``clearhouse.web.bad_requests``). An unexpected exception is a 500 problem whose details go
+to the log, never to the caller.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
 import structlog
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
@@ -22,7 +24,8 @@ from litestar.plugins.problem_details import (
 )
 from litestar.types import ExceptionHandlersMap
 
-from clearhouse.domain.errors import ClearhouseError, Unavailable
+from clearhouse.domain.errors import ClearhouseError, InvalidRequest, Unavailable
+from clearhouse.web.bad_requests import RequestFault, as_json, domain_faults, http_faults, summary
 from clearhouse.web.request_id import request_id_of
 
 log = structlog.get_logger("clearhouse.web")
@@ -80,6 +83,9 @@ class Problem(msgspec.Struct, frozen=True):
     detail: str
     instance: str
     code: str
+    errors: list[RequestFault] | None = None
+    """Only on ``400 invalid_request``: each fault, where it lies (``pointer`` into the body or
+    ``parameter``) and what is wrong."""
 
 
 def problem_responses(*codes: str) -> dict[int, ResponseSpec]:
@@ -98,36 +104,45 @@ def problem_responses(*codes: str) -> dict[int, ResponseSpec]:
 
 
 def problem_exception(
-    code: str, detail: str, *, headers: dict[str, str] | None = None
+    code: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    errors: Sequence[RequestFault] = (),
 ) -> ProblemDetailsException:
     status, title = PROBLEMS[code]
+    extra: dict[str, Any] = {"code": code}
+    if errors:
+        extra["errors"] = as_json(errors)
     return ProblemDetailsException(
         status_code=status,
         type_=f"/problems/{code}",
         title=title,
         detail=detail,
         headers=headers,
-        extra={"code": code},
+        extra=extra,
     )
 
 
-def _from_domain(exc: ClearhouseError) -> ProblemDetailsException:
+def _from_domain(request: Request[Any, Any, Any], exc: ClearhouseError) -> ProblemDetailsException:
     headers = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, Unavailable) else None
-    return problem_exception(exc.code, exc.detail, headers=headers)
+    errors: list[RequestFault] = []
+    if exc.code == "invalid_request":
+        invalid = exc if isinstance(exc, InvalidRequest) else InvalidRequest(exc.detail)
+        errors = domain_faults(request, invalid)
+    return problem_exception(exc.code, exc.detail, headers=headers, errors=errors)
 
 
-def _from_http(exc: HTTPException) -> ProblemDetailsException:
+def _from_http(request: Request[Any, Any, Any], exc: HTTPException) -> ProblemDetailsException:
     if isinstance(exc, ProblemDetailsException):
         return exc
     code = _CODE_OF_STATUS.get(exc.status_code, "internal_error")
     if exc.status_code >= 500:
         return problem_exception(code, "the request failed; quote the instance id to support")
-    detail = str(exc.detail)
-    if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
-        first = exc.extra[0]
-        if isinstance(first, Mapping):
-            detail = f"{detail}: {first.get('message', '')} ({first.get('key', 'body')})"
-    return problem_exception(code, detail, headers=exc.headers)
+    if code == "invalid_request":
+        faults = http_faults(request, exc)
+        return problem_exception(code, summary(faults), headers=exc.headers, errors=faults)
+    return problem_exception(code, str(exc.detail), headers=exc.headers)
 
 
 def render_problem(request: Request[Any, Any, Any], exc: ProblemDetailsException) -> Response[Any]:
@@ -139,7 +154,7 @@ def render_problem(request: Request[Any, Any, Any], exc: ProblemDetailsException
 
 
 def render_domain_error(request: Request[Any, Any, Any], exc: ClearhouseError) -> Response[Any]:
-    problem = _from_domain(exc)
+    problem = _from_domain(request, exc)
     if problem.status_code >= 500 and not isinstance(exc, Unavailable):
         # A defect (the database refused what the domain let through): the log must have it.
         log.error(
@@ -152,7 +167,7 @@ def render_domain_error(request: Request[Any, Any, Any], exc: ClearhouseError) -
 
 
 def render_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    return render_problem(request, _from_http(exc))
+    return render_problem(request, _from_http(request, exc))
 
 
 def render_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import msgspec
 from litestar import Request
 
-from clearhouse.domain.errors import InvalidRequest
 from clearhouse.domain.periods import period_of
 from clearhouse.storage.access import PartnerKeyRow
 from clearhouse.storage.ledger import EntryRow
+from clearhouse.web.bad_requests import refused_body
 
 T = TypeVar("T")
 
@@ -143,7 +143,7 @@ async def strict_body(request: Request[Any, Any, Any], shape: type[T]) -> T:
     try:
         return msgspec.json.decode(await request.body(), type=shape)
     except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"the body does not fit: {exc}") from exc
+        raise refused_body(exc) from exc
 
 
 def rfc3339(moment: datetime) -> str:

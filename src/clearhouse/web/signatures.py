@@ -59,7 +59,7 @@ from clearhouse.crypto.http_signatures import (
     signature_base_of,
     verify_signature,
 )
-from clearhouse.domain.errors import ClearhouseError
+from clearhouse.domain.errors import ClearhouseError, InvalidRequest
 from clearhouse.services import access
 from clearhouse.services.database import Database
 from clearhouse.services.metrics import SIGNATURE_FAILURES
@@ -132,13 +132,11 @@ def _reject_repeated_and_unsafe(fields: Iterable[tuple[str, str]]) -> None:
         lower = name.lower()
         if lower in SINGLE_FIELDS:
             if lower in seen:
-                raise SignatureProblem(
-                    "invalid_request", f"the {name} field appears more than once"
-                )
+                raise InvalidRequest(f"the {name} field appears more than once", field=name)
             seen.add(lower)
             if any(not " " <= ch <= "~" for ch in value):
-                raise SignatureProblem(
-                    "invalid_request", f"the {name} field holds non-ASCII or control characters"
+                raise InvalidRequest(
+                    f"the {name} field holds non-ASCII or control characters", field=name
                 )
 
 

@@ -1,62 +1,9 @@
-"""Periods and statements: closing seals a month, settling states and signs it.
-
-- periods: a row per closed month, with its ledger root (RFC 9162 tree head chained to the
-  previous period's root); a month without a row is open.
-- statements: the canonical JSON of each statement, its SHA-256 and Ed25519 signature; issued
-  statements never change.
-- ledger_post refuses entries whose period is closed, and holds the period's advisory lock
-  shared while it records, which closing takes exclusively.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-29
-"""
-
-import importlib.util
-from collections.abc import Sequence
-from pathlib import Path
-
-from alembic import op
-
-from clearhouse.storage.migrate import split_sql
-
-revision: str = "0004"
-down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
-
-UPGRADE = r"""
-CREATE FUNCTION period_lock_class() RETURNS integer
-LANGUAGE sql IMMUTABLE AS $$ SELECT 1128812 $$;
-
-CREATE TABLE periods (
-    period text PRIMARY KEY CONSTRAINT periods_format CHECK (period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'),
-    status text NOT NULL CONSTRAINT periods_status CHECK (status IN ('closed', 'settled')),
-    starts_at timestamptz NOT NULL,
-    ends_at timestamptz NOT NULL,
-    closed_at timestamptz NOT NULL,
-    entry_count bigint NOT NULL,
-    tree_head bytea NOT NULL,
-    previous_root bytea NOT NULL,
-    root bytea NOT NULL,
-    settled_at timestamptz
-);
-
-CREATE TABLE statements (
-    period text NOT NULL REFERENCES periods (period),
-    party text NOT NULL,
-    sequence integer NOT NULL,
-    document bytea NOT NULL,
-    sha256 bytea NOT NULL,
-    signature bytea NOT NULL,
-    key_id text NOT NULL,
-    PRIMARY KEY (period, party)
-);
-CREATE TRIGGER statements_append_only BEFORE UPDATE OR DELETE ON statements
-    FOR EACH ROW EXECUTE FUNCTION refuse_change();
-
-DROP FUNCTION ledger_post;
-
+-- Records one entry in one call: idempotency key, the period still open, the contract version in
+-- force and its limits, an erased member refused, the member's conditional balance update, the
+-- entry (with the partner's signature base, so its evidence verifies alone) and its postings.
+-- The postings come from the domain's posting rules; this function only checks what needs the
+-- database and writes. Its refusals carry SQLSTATEs of class CH, which
+-- clearhouse.storage.sqlstates maps to domain errors.
 CREATE FUNCTION ledger_post(
     p_entry_id uuid,
     p_kind text,
@@ -76,7 +23,8 @@ CREATE FUNCTION ledger_post(
     p_signature_input text,
     p_signature text,
     p_content_digest text,
-    p_zone text
+    p_zone text,
+    p_signature_base text DEFAULT NULL
 ) RETURNS TABLE (recorded_at timestamptz, member_balance_after bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -172,10 +120,11 @@ BEGIN
 
     INSERT INTO entries (entry_id, kind, partner_id, member_id, points, member_balance_after,
                          contract_version, occurred_at, recorded_at, reference, reversal_of,
-                         idempotency_key, signature_input, signature, content_digest)
+                         idempotency_key, signature_input, signature, content_digest, signature_base)
     VALUES (p_entry_id, p_kind, p_partner_id, p_member_id, p_points, v_balance,
             p_contract_version, p_occurred_at, v_now, p_reference, p_reversal_of,
-            p_idempotency_key, p_signature_input, p_signature, p_content_digest);
+            p_idempotency_key, p_signature_input, p_signature, p_content_digest,
+            p_signature_base);
 
     INSERT INTO postings (entry_id, seq, account, asset, amount)
     SELECT p_entry_id, t.seq, t.account, t.asset, t.amount
@@ -185,31 +134,3 @@ BEGIN
     RETURN QUERY SELECT v_now, v_balance;
 END
 $$;
-"""
-
-DOWNGRADE = r"""
-DROP FUNCTION ledger_post;
-DROP TABLE statements;
-DROP TABLE periods;
-DROP FUNCTION period_lock_class;
-"""
-
-
-def upgrade() -> None:
-    for statement in split_sql(UPGRADE):
-        op.execute(statement)
-
-
-def downgrade() -> None:
-    for statement in split_sql(DOWNGRADE):
-        op.execute(statement)
-    # The ledger_post of revision 0003 comes back from the migration that made it.
-    path = Path(__file__).with_name("2026_11_29_0003_contracts_and_members.py")
-    spec = importlib.util.spec_from_file_location("contracts_0003", path)
-    assert spec is not None
-    assert spec.loader is not None
-    previous = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(previous)
-    for statement in split_sql(previous.UPGRADE):
-        if statement.startswith("CREATE FUNCTION ledger_post"):
-            op.execute(statement)

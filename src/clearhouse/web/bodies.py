@@ -132,32 +132,39 @@ class JsonBodyMiddleware(ASGIMiddleware):
         if not is_json(content_type):
             await next_app(scope, receive, send)
             return
-        body = await self._read_body(receive)
+        body = await read_body(receive, self.body_max_bytes)
         if body:
             check_json_body(body)
-        delivered = False
+        await next_app(scope, replaying(body, receive), send)
 
-        async def replay_body() -> ReceiveMessage:
-            nonlocal delivered
-            if delivered:
-                return await receive()
-            delivered = True
-            return HTTPRequestEvent(type="http.request", body=body, more_body=False)
 
-        await next_app(scope, replay_body, send)
+async def read_body(receive: Receive, body_max_bytes: int) -> bytes:
+    """The whole request body, refused (``payload_too_large``) as soon as it passes the limit."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > body_max_bytes:
+            raise PayloadTooLarge(f"bodies are limited to {body_max_bytes} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
 
-    async def _read_body(self, receive: Receive) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.body_max_bytes:
-                raise PayloadTooLarge(f"bodies are limited to {self.body_max_bytes} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app ``body`` (read already) once, then the real one."""
+    delivered = False
+
+    async def replay_body() -> ReceiveMessage:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return HTTPRequestEvent(type="http.request", body=body, more_body=False)
+
+    return replay_body

@@ -36,12 +36,10 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import (
     ASGIApp,
-    HTTPRequestEvent,
     HTTPResponseBodyEvent,
     HTTPResponseStartEvent,
     Message,
     Receive,
-    ReceiveMessage,
     Scope,
     Send,
 )
@@ -63,6 +61,7 @@ from clearhouse.domain.errors import ClearhouseError, InvalidRequest
 from clearhouse.services import access
 from clearhouse.services.database import Database
 from clearhouse.services.metrics import SIGNATURE_FAILURES
+from clearhouse.web.bodies import read_body, replaying
 
 NONCE_LENGTH_MIN: Final = 16
 NONCE_LENGTH_MAX: Final = 128
@@ -347,7 +346,7 @@ class PartnerSignatureMiddleware(ASGIMiddleware):
             raise SignatureProblem(
                 "payload_too_large", f"bodies are limited to {self.body_max_bytes} bytes"
             )
-        body = await self._read_body(receive)
+        body = await read_body(receive, self.body_max_bytes)
         _reject_repeated_and_unsafe(fields)
         if body or scope.get("method") in METHODS_WITH_BODY:
             content_type = (HeaderFields(fields).get("content-type") or "").split(";")[0].strip()
@@ -362,14 +361,6 @@ class PartnerSignatureMiddleware(ASGIMiddleware):
             SIGNATURE_FAILURES.labels(problem.code).inc()
             raise
         scope.setdefault("state", {})["partner"] = partner
-        delivered = False
-
-        async def replay_body() -> ReceiveMessage:
-            nonlocal delivered
-            if delivered:
-                return await receive()
-            delivered = True
-            return HTTPRequestEvent(type="http.request", body=body, more_body=False)
 
         start: dict[str, Any] = {}
         chunks: list[bytes] = []
@@ -392,25 +383,7 @@ class PartnerSignatureMiddleware(ASGIMiddleware):
                 )
             )
 
-        await next_app(scope, replay_body, sign_and_send)
-
-    async def _read_body(self, receive: Receive) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.body_max_bytes:
-                raise SignatureProblem(
-                    "payload_too_large", f"bodies are limited to {self.body_max_bytes} bytes"
-                )
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
+        await next_app(scope, replaying(body, receive), sign_and_send)
 
     @staticmethod
     def _signed_start(

@@ -94,9 +94,6 @@ def test_log_lines_go_to_standard_error() -> None:
     assert '"event": "hello"' in result.stderr
 
 
-@pytest.mark.skipif(
-    bool(os.environ.get("TEST_DATABASE_URL")), reason="the run uses a server of its own"
-)
 @pytest.mark.parametrize(("level", "chatter"), [("INFO", False), ("DEBUG", True)])
 def test_the_embedded_server_says_what_it_runs_only_at_debug(level: str, chatter: bool) -> None:
     result = _python(
@@ -110,7 +107,6 @@ def test_the_embedded_server_says_what_it_runs_only_at_debug(level: str, chatter
     assert ("pgserver" in result.stderr) is chatter, result.stderr
 
 
-@pytest.mark.skipif(not (REPO / ".git").exists(), reason="not a git checkout")
 def test_what_the_documented_commands_write_into_the_checkout_is_ignored_by_git() -> None:
     written = ["keys/baeckerei-schmidt.pem", "reports/2026-11/coalition.json", "reports/demo/x"]
     result = subprocess.run(

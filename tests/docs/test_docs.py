@@ -74,7 +74,7 @@ from clearhouse.crypto.http_signatures import (
     sign_message,
     verify_signature,
 )
-from clearhouse.web.problems import PROBLEMS
+from clearhouse.web.problem_codes import PROBLEMS
 from tests.conftest import _create_database, _drop_database, _server_url
 from tests.web.test_signatures import RFC9421_B14_PRIVATE_KEY, RFC9421_B14_PUBLIC_KEY
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from clearhouse.domain.contracts import ContractInvalid
-from clearhouse.domain.errors import Forbidden, LimitExceeded
+from clearhouse.domain.errors import LimitExceeded, PurposeNotPermitted
 from clearhouse.services.clock import ledger_time
 from clearhouse.services.contracts import ContractBook, load_contracts
 from clearhouse.services.database import Database
@@ -77,7 +77,7 @@ async def test_a_partner_without_a_version_in_force_cannot_post(database: Databa
     future = contract_toml(partner_id, effective_from="2099-01-01T00:00:00Z")
     await load_contracts(database, [("f.toml", future.encode())])
     member = await a_member(database)
-    with pytest.raises(Forbidden):
+    with pytest.raises(PurposeNotPermitted, match="no contract version in force"):
         await a_ledger(database).issue(partner_id, points_request(member, 5), idempotency_key="k")
 
 

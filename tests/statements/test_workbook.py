@@ -34,6 +34,7 @@ from clearhouse.domain.netting import (
     coalition_margin,
     net_partner,
 )
+from clearhouse.domain.records import StatementEntry
 from clearhouse.statements.documents import (
     COALITION_PARTY,
     SignedStatement,
@@ -42,7 +43,6 @@ from clearhouse.statements.documents import (
     sign_statement,
 )
 from clearhouse.statements.workbook import write_statement_workbook
-from clearhouse.storage.clearing import StatementEntry
 
 MONEY = "#,##0.00"
 RATE = "0.000000"

@@ -51,12 +51,11 @@ def require_master_key(of: Settings) -> bytes:
 def run(work: Callable[[Database], Awaitable[T]], with_settings: Settings | None = None) -> T:
     """Run ``work`` on the configured database; a domain error becomes one clear line."""
     from clearhouse.services.database import Database
-    from clearhouse.storage.engine import resolve_database_url
 
     chosen = with_settings or settings()
 
     async def _main() -> T:
-        database = Database.for_url(resolve_database_url(chosen), pool_size=2)
+        database = Database.for_settings(chosen, pool_size=2)
         try:
             return await work(database)
         finally:

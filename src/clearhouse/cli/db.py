@@ -9,7 +9,7 @@ import click
 from clearhouse.cli.common import run
 
 if TYPE_CHECKING:
-    from clearhouse.services.database import Database
+    pass
 
 
 @click.group()
@@ -23,13 +23,9 @@ def db_upgrade() -> None:
 
     Example: clearhouse db upgrade
     """
-    from clearhouse.storage.migrate import current_revision, upgrade
+    from clearhouse.services.schema import upgrade
 
-    async def _upgrade(database: Database) -> str | None:
-        await upgrade(database.engine)
-        return await current_revision(database.engine)
-
-    click.echo(f"database at revision {run(_upgrade)}")
+    click.echo(f"database at revision {run(upgrade)}")
 
 
 COMMANDS = [db]

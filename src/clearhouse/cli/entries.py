@@ -9,11 +9,11 @@ import click
 from clearhouse.cli.common import echo_json, emit, iso, json_option, run, settings
 
 if TYPE_CHECKING:
+    from clearhouse.domain.records import Entry
     from clearhouse.services.database import Database
-    from clearhouse.storage.ledger import EntryRow
 
 
-def entry_fields(entry: EntryRow) -> dict[str, Any]:
+def entry_fields(entry: Entry) -> dict[str, Any]:
     """An entry as the CLI shows it, the same in a table and in JSON."""
     return {
         "entry_id": str(entry.entry_id),
@@ -55,7 +55,7 @@ def entry_list(month: str, partner_id: str | None, limit: int, as_json: bool) ->
 
     zone = settings().timezone
 
-    async def _list(database: Database) -> list[EntryRow]:
+    async def _list(database: Database) -> list[Entry]:
         return await period_entries(database, month, zone, partner_id=partner_id, limit=limit)
 
     found = run(_list)
@@ -83,7 +83,7 @@ def entry_show(entry_id: str, as_json: bool) -> None:
     """
     from clearhouse.services import entries
 
-    async def _show(database: Database) -> EntryRow:
+    async def _show(database: Database) -> Entry:
         return await entries.entry(database, entry_id)
 
     fields = entry_fields(run(_show))

@@ -12,9 +12,9 @@ from clearhouse.cli.common import echo_json, emit, json_option, progress, run, s
 from clearhouse.config import Settings
 
 if TYPE_CHECKING:
+    from clearhouse.domain.records import SealedPeriod
     from clearhouse.services.clearing import Clearing, Settlement
     from clearhouse.services.database import Database
-    from clearhouse.storage.clearing import PeriodRow
 
 
 def clearing(database: Database, settings: Settings, *, make_key: bool = True) -> Clearing:
@@ -30,7 +30,7 @@ def clearing(database: Database, settings: Settings, *, make_key: bool = True) -
     return Clearing(database, zone=settings.timezone, key=key, coalition=settings.coalition_name)
 
 
-def _period_fields(p: PeriodRow) -> dict[str, Any]:
+def _period_fields(p: SealedPeriod) -> dict[str, Any]:
     return {
         "period": p.period,
         "status": p.status,
@@ -55,7 +55,7 @@ def period_close(month: str, as_json: bool) -> None:
     """
     chosen = settings()
 
-    async def _close(database: Database) -> PeriodRow:
+    async def _close(database: Database) -> SealedPeriod:
         return await clearing(database, chosen).close(month)
 
     closed = run(_close)
@@ -74,7 +74,7 @@ def period_list(as_json: bool) -> None:
     """
     chosen = settings()
 
-    async def _list(database: Database) -> list[PeriodRow]:
+    async def _list(database: Database) -> list[SealedPeriod]:
         return await clearing(database, chosen).periods()
 
     emit([_period_fields(p) for p in run(_list)], as_json, "Periods")

@@ -19,9 +19,9 @@ from clearhouse.crypto.ed25519 import key_fingerprint, parse_public_key
 from clearhouse.domain.errors import InvalidRequest, NotFound
 from clearhouse.domain.ledger import validate_identifier, validate_text
 from clearhouse.domain.periods import utc_instant
+from clearhouse.domain.records import BearerToken, PartnerKey
 from clearhouse.services.database import Database
 from clearhouse.storage import access as store
-from clearhouse.storage.access import PartnerKeyRow, TokenRow
 
 TOKEN_PREFIX = "chk_"  # noqa: S105 (a public prefix that marks tokens, not a secret)
 TOKEN_BYTES = 32
@@ -42,7 +42,7 @@ class IssuedToken:
     expires_at: datetime
 
 
-def key_is_valid(key: PartnerKeyRow, now: datetime) -> bool:
+def key_is_valid(key: PartnerKey, now: datetime) -> bool:
     """A key verifies signatures between not_before and not_after, until it is revoked."""
     if key.revoked_at is not None and key.revoked_at <= now:
         return False
@@ -85,18 +85,18 @@ async def revoke_key(database: Database, key_id: str) -> None:
             raise NotFound(f"no active key {key_id}")
 
 
-async def partner_keys(database: Database, partner_id: str) -> list[PartnerKeyRow]:
+async def partner_keys(database: Database, partner_id: str) -> list[PartnerKey]:
     async with database.driver_connection() as connection:
         return await store.fetch_keys(connection, partner_id)
 
 
-async def all_partner_keys(database: Database) -> list[PartnerKeyRow]:
+async def all_partner_keys(database: Database) -> list[PartnerKey]:
     """Every partner key there ever was, for auditors checking signatures on old entries."""
     async with database.driver_connection() as connection:
         return await store.fetch_all_keys(connection)
 
 
-async def signing_key(database: Database, key_id: str) -> PartnerKeyRow | None:
+async def signing_key(database: Database, key_id: str) -> PartnerKey | None:
     """The key named by a signature's ``keyid``, if it exists and is valid now."""
     async with database.driver_connection() as connection:
         key = await store.fetch_key(connection, key_id)
@@ -153,7 +153,7 @@ async def revoke_token(database: Database, token_id: str) -> None:
             raise NotFound(f"no active token {token_id}")
 
 
-async def list_tokens(database: Database) -> list[TokenRow]:
+async def list_tokens(database: Database) -> list[BearerToken]:
     async with database.driver_connection() as connection:
         return await store.fetch_tokens(connection)
 

@@ -18,19 +18,19 @@ from zoneinfo import ZoneInfo
 from clearhouse.crypto.http_signatures import check_entry_signature
 from clearhouse.domain import merkle
 from clearhouse.domain.periods import period_bounds
+from clearhouse.domain.records import PartnerKey, SealedPeriod
 from clearhouse.domain.verification import Finding, VerificationReport, evidence_problems
 from clearhouse.services.database import Database
 from clearhouse.statements.documents import SignedStatement, statement_problems
 from clearhouse.storage import access as access_store
 from clearhouse.storage import clearing as store
-from clearhouse.storage.access import PartnerKeyRow
 
 SIGNATURE_WINDOW_S_MAX: Final = 3600
 """The widest freshness window a coalition can set: a request was accepted at most this far
 from its ``created``, and the key was checked valid then (by real time, which no entry keeps)."""
 
 
-def _key_valid_when(key: PartnerKeyRow, created: int | None) -> bool:
+def _key_valid_when(key: PartnerKey, created: int | None) -> bool:
     """Was ``key`` valid at some moment a request signed at ``created`` could be accepted?"""
     if created is None:
         return False
@@ -41,7 +41,7 @@ def _key_valid_when(key: PartnerKeyRow, created: int | None) -> bool:
 
 
 def _entry_findings(
-    period: str, line: dict[str, Any], keys: dict[str, PartnerKeyRow]
+    period: str, line: dict[str, Any], keys: dict[str, PartnerKey]
 ) -> list[Finding]:
     problems = evidence_problems(line) if line["evidence"] == "partner_signature" else []
     if line.get("signature_base") is not None:
@@ -127,7 +127,7 @@ async def verify_ledger(
 
 
 def _period_findings(
-    row: store.PeriodRow, size: int, root: bytes, previous_root: bytes
+    row: SealedPeriod, size: int, root: bytes, previous_root: bytes
 ) -> list[Finding]:
     findings = []
     if size != row.entry_count:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, BinaryIO
 from uuid import uuid4
 from zoneinfo import ZoneInfo
@@ -26,8 +27,16 @@ from clearhouse.domain import merkle
 from clearhouse.domain.contracts import ContractVersion
 from clearhouse.domain.errors import NotFound, PeriodNotEnded, SettlementRefused
 from clearhouse.domain.ledger import partner_settlement_account, settle_partner
-from clearhouse.domain.netting import check_settlement, coalition_margin, net_partner
+from clearhouse.domain.netting import (
+    Aggregate,
+    PartnerNet,
+    PointsRollForward,
+    check_settlement,
+    coalition_margin,
+    net_partner,
+)
 from clearhouse.domain.periods import period_bounds, period_of
+from clearhouse.domain.records import Evidence, SealedPeriod
 from clearhouse.domain.verification import VerificationReport
 from clearhouse.services import coalition_keys
 from clearhouse.services.audit import verify_ledger
@@ -44,14 +53,13 @@ from clearhouse.statements.workbook import write_statement_workbook
 from clearhouse.storage import clearing as store
 from clearhouse.storage import contracts as contract_store
 from clearhouse.storage import ledger as ledger_store
-from clearhouse.storage.clearing import PeriodRow, StatementRow
-from clearhouse.storage.ledger import Evidence
+from clearhouse.storage.clearing import StatementRow
 from clearhouse.storage.sqlstates import domain_error
 
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
-    period: PeriodRow
+    period: SealedPeriod
     statements: list[SignedStatement]
     settled_now: bool
 
@@ -80,6 +88,51 @@ async def _previous_closing(connection: Any, period: str) -> int | None:
     return int(closing)
 
 
+@dataclass(frozen=True, slots=True)
+class PeriodNetting:
+    """A closed period netted from its aggregates, as settling it begins; nothing written."""
+
+    aggregates: list[Aggregate]
+    roll_forward: PointsRollForward
+    versions: dict[str, list[ContractVersion]]
+    """Every contract version of each partner with entries in the period, oldest first."""
+    nets: list[PartnerNet]
+    margin: Decimal
+    problems: list[str]
+    """Why the period may not be settled; empty when everything adds up."""
+
+    @property
+    def partner_ids(self) -> list[str]:
+        return [net.partner_id for net in self.nets]
+
+
+async def net_period(connection: Any, closed: SealedPeriod) -> PeriodNetting:
+    """The aggregate part of settling: the period's aggregates and roll-forward, the partners'
+    contract versions, the netting and its checks."""
+    aggregates = await store.partner_aggregates(connection, closed.starts_at, closed.ends_at)
+    roll_forward = await store.points_roll_forward(
+        connection,
+        closed.starts_at,
+        closed.ends_at,
+        await _previous_closing(connection, closed.period),
+    )
+    partner_ids = sorted({a.partner_id for a in aggregates})
+    versions: dict[str, list[ContractVersion]] = {
+        p: await contract_store.partner_versions(connection, p) for p in partner_ids
+    }
+    nets = [
+        net_partner(
+            p,
+            [a for a in aggregates if a.partner_id == p],
+            {v.version: v for v in versions[p]},
+        )
+        for p in partner_ids
+    ]
+    margin = coalition_margin(nets)
+    problems = check_settlement(nets, margin, roll_forward)
+    return PeriodNetting(aggregates, roll_forward, versions, nets, margin, list(problems))
+
+
 async def signed_statement(database: Database, period: str, party: str) -> SignedStatement:
     """The signed statement of ``party`` for ``period``, as stored at settlement; reading it
     needs no coalition key."""
@@ -104,13 +157,13 @@ class Clearing:
         self._key = key
         self._coalition = coalition
 
-    async def close(self, period: str) -> PeriodRow:
+    async def close(self, period: str) -> SealedPeriod:
         """Seal ``period``; closing a closed period returns it as it was sealed."""
         async with self._database.transaction() as connection:
             await _custom_plans(connection)
             return await self._close(connection, period)
 
-    async def _close(self, connection: Any, period: str) -> PeriodRow:
+    async def _close(self, connection: Any, period: str) -> SealedPeriod:
         start, end = period_bounds(period, self._zone)
         existing = await store.fetch_period(connection, period)
         if existing is not None:
@@ -131,7 +184,7 @@ class Clearing:
             tree.add(leaf)
         head = tree.head()
         previous_root = merkle.FIRST_PREVIOUS_ROOT if previous is None else previous.root
-        row = PeriodRow(
+        row = SealedPeriod(
             period=period,
             status="closed",
             starts_at=start,
@@ -178,31 +231,27 @@ class Clearing:
             raise error from exc
         return Settlement(settled, statements, settled_now=True)
 
-    async def _settle(self, connection: Any, closed: PeriodRow) -> list[SignedStatement]:
+    async def net(self, period: str) -> PeriodNetting:
+        """What settling the closed ``period`` would compute, before it writes anything: the
+        aggregates, the netting and the checks (``problems`` empty when it adds up)."""
+        async with self._database.transaction() as connection:
+            await _custom_plans(connection)
+            closed = await store.fetch_period(connection, period)
+            if closed is None:
+                raise NotFound(f"{period} is not closed")
+            return await net_period(connection, closed)
+
+    async def _settle(self, connection: Any, closed: SealedPeriod) -> list[SignedStatement]:
         period = closed.period
-        aggregates = await store.partner_aggregates(connection, closed.starts_at, closed.ends_at)
-        roll_forward = await store.points_roll_forward(
-            connection,
-            closed.starts_at,
-            closed.ends_at,
-            await _previous_closing(connection, period),
+        netting = await net_period(connection, closed)
+        if netting.problems:
+            raise SettlementRefused(netting.problems)
+        aggregates, versions, nets = netting.aggregates, netting.versions, netting.nets
+        partner_ids, margin, roll_forward = (
+            netting.partner_ids,
+            netting.margin,
+            netting.roll_forward,
         )
-        partner_ids = sorted({a.partner_id for a in aggregates})
-        versions: dict[str, list[ContractVersion]] = {
-            p: await contract_store.partner_versions(connection, p) for p in partner_ids
-        }
-        nets = [
-            net_partner(
-                p,
-                [a for a in aggregates if a.partner_id == p],
-                {v.version: v for v in versions[p]},
-            )
-            for p in partner_ids
-        ]
-        margin = coalition_margin(nets)
-        problems = check_settlement(nets, margin, roll_forward)
-        if problems:
-            raise SettlementRefused(problems)
         positions = await store.settlement_positions(
             connection, [partner_settlement_account(p) for p in partner_ids]
         )
@@ -305,11 +354,11 @@ class Clearing:
             async for line in store.canonical_entries(connection, closed.starts_at, closed.ends_at):
                 yield line
 
-    async def periods(self) -> list[PeriodRow]:
+    async def periods(self) -> list[SealedPeriod]:
         async with self._database.driver_connection() as connection:
             return await store.fetch_periods(connection)
 
-    async def closed_period(self, period: str) -> PeriodRow:
+    async def closed_period(self, period: str) -> SealedPeriod:
         """``period`` as it was sealed (and settled, if it is); an open or unknown month is
         ``NotFound``, a malformed one ``InvalidRequest``."""
         period_bounds(period, self._zone)

@@ -16,9 +16,9 @@ import structlog
 
 from clearhouse.crypto.ed25519 import CoalitionKey, replace_private_key
 from clearhouse.domain.errors import InvalidRequest
+from clearhouse.domain.records import CoalitionPublicKey
 from clearhouse.services.database import Database
 from clearhouse.storage import access as store
-from clearhouse.storage.access import CoalitionKeyRow
 
 log = structlog.get_logger("clearhouse.keys")
 
@@ -54,13 +54,13 @@ async def rotate(database: Database, key_file: Path) -> tuple[str, CoalitionKey]
     return ("" if current is None else current.key_id), key
 
 
-async def published(database: Database) -> list[CoalitionKeyRow]:
+async def published(database: Database) -> list[CoalitionPublicKey]:
     """Every key that ever signed, oldest first."""
     async with database.driver_connection() as connection:
         return await store.fetch_coalition_keys(connection)
 
 
-async def current_key(database: Database) -> CoalitionKeyRow | None:
+async def current_key(database: Database) -> CoalitionPublicKey | None:
     return next((k for k in await published(database) if k.retired_at is None), None)
 
 
@@ -69,6 +69,6 @@ async def public_key_of(database: Database, key_id: str) -> bytes | None:
     return next((k.public_key for k in await published(database) if k.key_id == key_id), None)
 
 
-def valid_at(key: CoalitionKeyRow, moment: datetime) -> bool:
+def valid_at(key: CoalitionPublicKey, moment: datetime) -> bool:
     """Whether ``key`` was the current key at ``moment``."""
     return key.not_before <= moment and (key.retired_at is None or moment < key.retired_at)

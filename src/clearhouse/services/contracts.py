@@ -22,7 +22,9 @@ from clearhouse.domain.contracts import (
     check_versions,
     parse_contract,
 )
+from clearhouse.domain.errors import PurposeNotPermitted
 from clearhouse.domain.ledger import partner_accounts
+from clearhouse.domain.purposes import Purpose
 from clearhouse.services.database import Database
 from clearhouse.storage import contracts as store
 from clearhouse.storage import ledger as ledger_store
@@ -126,6 +128,28 @@ class ContractBook:
         versions = await self.versions(partner_id)
         index = bisect_right([v.effective_from for v in versions], moment)
         return versions[index - 1] if index else None
+
+    async def require_grant(self, partner_id: str, purpose: Purpose) -> ContractVersion:
+        """The version in force, which must grant ``purpose``: the one check of every partner
+        request that serves a purpose (posting, reading entries, members' data).
+
+        One code for both causes a partner can mend only with the operator: no version in
+        force grants nothing, so it is ``purpose_not_permitted`` like a version that does not
+        grant this purpose (``forbidden`` stays for a caller whose role may not do a thing at
+        all). A miss is read again from the database first: a version may have been loaded
+        elsewhere since it was cached.
+        """
+        version = await self.in_force(partner_id)
+        if version is None or purpose not in version.grants:
+            self.forget(partner_id)
+            version = await self.in_force(partner_id)
+        if version is None:
+            raise PurposeNotPermitted("the partner has no contract version in force")
+        if purpose not in version.grants:
+            raise PurposeNotPermitted(
+                f"contract version {version.version} grants nothing for {purpose.value}"
+            )
+        return version
 
     async def version(self, partner_id: str, number: int) -> ContractVersion | None:
         for version in await self.versions(partner_id):

@@ -16,8 +16,9 @@ from typing import Any, Final
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clearhouse.config import Settings
 from clearhouse.domain.errors import Unavailable
-from clearhouse.storage.engine import create_engine
+from clearhouse.storage.engine import create_engine, resolve_database_url
 
 SERVER_SETTINGS: Final = {
     "timezone": "UTC",
@@ -56,6 +57,11 @@ class Database:
     def for_url(cls, url: str, *, pool_size: int = 10) -> Database:
         """The database at ``url``: ``pool_size`` connections for the services."""
         return cls(create_engine(url, pool_size=1), pool_size=pool_size)
+
+    @classmethod
+    def for_settings(cls, settings: Settings, *, pool_size: int = 10) -> Database:
+        """The configured database (the embedded PostgreSQL, started, unless a URL is set)."""
+        return cls.for_url(resolve_database_url(settings), pool_size=pool_size)
 
     async def _connections(self) -> asyncpg.Pool:
         if self._pool is None:

@@ -38,10 +38,10 @@ from clearhouse.domain.purposes import (
     Purpose,
     decide_disclosure,
 )
+from clearhouse.domain.records import Disclosure
 from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
 from clearhouse.storage import members as store
-from clearhouse.storage.members import DisclosureRow
 
 PERSONAL_LENGTH_MAX: Final = 200
 OWN_TRANSACTIONS_SHOWN: Final = 50
@@ -155,19 +155,6 @@ class Members:
             version = await self._contracts.in_force(partner_id, state.now)
         return version
 
-    async def _require_purpose(self, partner_id: str, purpose: Purpose) -> int:
-        version = await self._contracts.in_force(partner_id)
-        if version is None or purpose not in version.grants:
-            self._contracts.forget(partner_id)
-            version = await self._contracts.in_force(partner_id)
-        if version is None:
-            raise PurposeNotPermitted("the partner has no contract version in force")
-        if purpose not in version.grants:
-            raise PurposeNotPermitted(
-                f"contract version {version.version} grants nothing for {purpose.value}"
-            )
-        return version.version
-
     async def enrol(
         self,
         partner_id: str,
@@ -186,7 +173,7 @@ class Members:
         the member's other partners (docs/data-protection.md, "Enrolling a known card").
         """
         validate_idempotency_key(idempotency_key)
-        await self._require_purpose(partner_id, Purpose.ENROLMENT)
+        await self._contracts.require_grant(partner_id, Purpose.ENROLMENT)
         _refuse_consents_to_all(consents)
         fields = validate_personal(personal)
         fingerprint = request_fingerprint(
@@ -359,7 +346,7 @@ class Members:
         other is ``not_found``, as an unknown id); consents to all partners are the operator's
         (``record_consents_as_operator``).
         """
-        await self._require_purpose(partner_id, Purpose.CONSENT_MANAGEMENT)
+        await self._contracts.require_grant(partner_id, Purpose.CONSENT_MANAGEMENT)
         if not statements:
             raise InvalidRequest("give at least one consent", field="consents")
         _refuse_consents_to_all(statements)
@@ -464,6 +451,6 @@ class Members:
             ],
         }
 
-    async def disclosure_log(self, start: datetime, end: datetime) -> list[DisclosureRow]:
+    async def disclosure_log(self, start: datetime, end: datetime) -> list[Disclosure]:
         async with self._database.driver_connection() as connection:
             return await store.fetch_disclosures(connection, start=start, end=end)

@@ -20,12 +20,10 @@ from clearhouse.domain.contracts import check_points_limit
 from clearhouse.domain.errors import (
     ClearhouseError,
     ContractChanged,
-    Forbidden,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     InvalidRequest,
     NotFound,
-    PurposeNotPermitted,
 )
 from clearhouse.domain.idempotency import (
     differing_fields,
@@ -40,11 +38,11 @@ from clearhouse.domain.ledger import (
 )
 from clearhouse.domain.periods import utc_instant
 from clearhouse.domain.purposes import Purpose
+from clearhouse.domain.records import Entry, Evidence
 from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
 from clearhouse.services.metrics import ENTRIES_POSTED
 from clearhouse.storage import ledger as store
-from clearhouse.storage.ledger import EntryRow, Evidence
 from clearhouse.storage.sqlstates import domain_error
 
 
@@ -64,7 +62,7 @@ class PointsRequest:
 class PostedEntry:
     """The recorded entry; ``replayed`` when an earlier request under the same key made it."""
 
-    entry: EntryRow
+    entry: Entry
     replayed: bool = False
 
 
@@ -72,7 +70,7 @@ NO_EVIDENCE = Evidence()
 """Entries made without a signed request (operator entries, tests of the service itself)."""
 
 
-def _fields_of(entry: EntryRow) -> dict[str, object]:
+def _fields_of(entry: Entry) -> dict[str, object]:
     """The fingerprinted fields of a request, as its entry recorded them."""
     return {
         "kind": entry.kind.value,
@@ -133,14 +131,8 @@ class Ledger:
         """Post under the contract version in force; once more if the database knows a newer."""
         assert draft.partner_id is not None
         for attempt in range(2):
-            version = await self._contracts.in_force(draft.partner_id)
-            if version is None:
-                raise Forbidden("the partner has no contract version in force")
+            version = await self._contracts.require_grant(draft.partner_id, purpose)
             check_points_limit(version, draft.points)
-            if purpose not in version.grants:
-                raise PurposeNotPermitted(
-                    f"contract version {version.version} grants nothing for {purpose.value}"
-                )
             try:
                 return await self._post(
                     draft,
@@ -307,7 +299,7 @@ class Ledger:
                 raise
             raise error from exc
         ENTRIES_POSTED.labels(draft.kind.value).inc()
-        entry = EntryRow(
+        entry = Entry(
             entry_id=entry_id,
             kind=draft.kind,
             partner_id=draft.partner_id,
@@ -344,7 +336,7 @@ def _request_fields(
     }
 
 
-def _key_reused(entry: EntryRow | None, fields: dict[str, object]) -> IdempotencyKeyReused:
+def _key_reused(entry: Entry | None, fields: dict[str, object]) -> IdempotencyKeyReused:
     if entry is None:
         return IdempotencyKeyReused(
             "this Idempotency-Key was used before for another operation (an enrolment)"

@@ -28,9 +28,9 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
+from clearhouse.domain.records import StatementEntry
 from clearhouse.statements.documents import COALITION_PARTY, WHO_PAYS, SignedStatement
 from clearhouse.statements.spreadsheet_text import put_text, quote_prefixed_cell, text_cell
-from clearhouse.storage.clearing import StatementEntry
 
 EXCEL_MAX_ROWS: Final = 1_048_576
 """Rows of one sheet in Excel (and LibreOffice), the header row included."""

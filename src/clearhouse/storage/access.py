@@ -3,30 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
-
-@dataclass(frozen=True, slots=True)
-class PartnerKeyRow:
-    key_id: str
-    partner_id: str
-    public_key: bytes
-    not_before: datetime
-    not_after: datetime | None
-    revoked_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class TokenRow:
-    token_id: str
-    role: str
-    label: str
-    created_at: datetime
-    expires_at: datetime
-    revoked_at: datetime | None
+from clearhouse.domain.records import BearerToken, CoalitionPublicKey, PartnerKey
 
 
 async def insert_key(
@@ -61,7 +42,7 @@ async def revoke_key(connection: asyncpg.Connection, key_id: str) -> bool:
     return bool(status.endswith(" 1"))
 
 
-async def fetch_key(connection: asyncpg.Connection, key_id: str) -> PartnerKeyRow | None:
+async def fetch_key(connection: asyncpg.Connection, key_id: str) -> PartnerKey | None:
     row = await connection.fetchrow(
         """
         SELECT key_id, partner_id, public_key, not_before, not_after, revoked_at
@@ -69,10 +50,10 @@ async def fetch_key(connection: asyncpg.Connection, key_id: str) -> PartnerKeyRo
         """,
         key_id,
     )
-    return None if row is None else PartnerKeyRow(**dict(row))
+    return None if row is None else PartnerKey(**dict(row))
 
 
-async def fetch_keys(connection: asyncpg.Connection, partner_id: str) -> list[PartnerKeyRow]:
+async def fetch_keys(connection: asyncpg.Connection, partner_id: str) -> list[PartnerKey]:
     rows = await connection.fetch(
         """
         SELECT key_id, partner_id, public_key, not_before, not_after, revoked_at
@@ -80,10 +61,10 @@ async def fetch_keys(connection: asyncpg.Connection, partner_id: str) -> list[Pa
         """,
         partner_id,
     )
-    return [PartnerKeyRow(**dict(row)) for row in rows]
+    return [PartnerKey(**dict(row)) for row in rows]
 
 
-async def fetch_all_keys(connection: asyncpg.Connection) -> list[PartnerKeyRow]:
+async def fetch_all_keys(connection: asyncpg.Connection) -> list[PartnerKey]:
     """Every partner key there ever was: current, expired and revoked."""
     rows = await connection.fetch(
         """
@@ -91,7 +72,7 @@ async def fetch_all_keys(connection: asyncpg.Connection) -> list[PartnerKeyRow]:
           FROM partner_keys ORDER BY partner_id, created_at, key_id
         """
     )
-    return [PartnerKeyRow(**dict(row)) for row in rows]
+    return [PartnerKey(**dict(row)) for row in rows]
 
 
 async def remember_nonces(
@@ -170,14 +151,14 @@ async def revoke_token(connection: asyncpg.Connection, token_id: str) -> bool:
     return bool(status.endswith(" 1"))
 
 
-async def fetch_tokens(connection: asyncpg.Connection) -> list[TokenRow]:
+async def fetch_tokens(connection: asyncpg.Connection) -> list[BearerToken]:
     rows = await connection.fetch(
         """
         SELECT token_id, role, label, created_at, expires_at, revoked_at
           FROM api_tokens ORDER BY created_at, token_id
         """
     )
-    return [TokenRow(**dict(row)) for row in rows]
+    return [BearerToken(**dict(row)) for row in rows]
 
 
 async def fetch_partners(connection: asyncpg.Connection) -> list[tuple[str, str, datetime, int]]:
@@ -195,15 +176,7 @@ async def fetch_partners(connection: asyncpg.Connection) -> list[tuple[str, str,
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class CoalitionKeyRow:
-    key_id: str
-    public_key: bytes
-    not_before: datetime
-    retired_at: datetime | None
-
-
-async def fetch_coalition_keys(connection: asyncpg.Connection) -> list[CoalitionKeyRow]:
+async def fetch_coalition_keys(connection: asyncpg.Connection) -> list[CoalitionPublicKey]:
     rows = await connection.fetch(
         """
         SELECT key_id, public_key, not_before, retired_at FROM coalition_keys
@@ -211,7 +184,7 @@ async def fetch_coalition_keys(connection: asyncpg.Connection) -> list[Coalition
         """
     )
     return [
-        CoalitionKeyRow(r["key_id"], bytes(r["public_key"]), r["not_before"], r["retired_at"])
+        CoalitionPublicKey(r["key_id"], bytes(r["public_key"]), r["not_before"], r["retired_at"])
         for r in rows
     ]
 

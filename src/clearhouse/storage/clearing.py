@@ -12,24 +12,11 @@ import asyncpg
 
 from clearhouse.domain.canonical import canonical_entry
 from clearhouse.domain.netting import Aggregate, LineKind, PointsRollForward
+from clearhouse.domain.records import SealedPeriod, StatementEntry
 
 PERIOD_LOCK_CLASS = 1128812
 """The advisory lock class of periods (``period_lock_class()`` in the migrations)."""
 FETCH_BATCH = 5000
-
-
-@dataclass(frozen=True, slots=True)
-class PeriodRow:
-    period: str
-    status: str
-    starts_at: datetime
-    ends_at: datetime
-    closed_at: datetime
-    entry_count: int
-    tree_head: bytes
-    previous_root: bytes
-    root: bytes
-    settled_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +36,8 @@ _PERIOD_COLUMNS = """
 """
 
 
-def _period(row: asyncpg.Record) -> PeriodRow:
-    return PeriodRow(
+def _period(row: asyncpg.Record) -> SealedPeriod:
+    return SealedPeriod(
         period=row["period"],
         status=row["status"],
         starts_at=row["starts_at"],
@@ -71,19 +58,19 @@ async def lock_period(connection: asyncpg.Connection, period: str) -> None:
     )
 
 
-async def fetch_period(connection: asyncpg.Connection, period: str) -> PeriodRow | None:
+async def fetch_period(connection: asyncpg.Connection, period: str) -> SealedPeriod | None:
     row = await connection.fetchrow(
         f"SELECT {_PERIOD_COLUMNS} FROM periods WHERE period = $1", period
     )
     return None if row is None else _period(row)
 
 
-async def fetch_periods(connection: asyncpg.Connection) -> list[PeriodRow]:
+async def fetch_periods(connection: asyncpg.Connection) -> list[SealedPeriod]:
     rows = await connection.fetch(f"SELECT {_PERIOD_COLUMNS} FROM periods ORDER BY period")
     return [_period(row) for row in rows]
 
 
-async def previous_period(connection: asyncpg.Connection, period: str) -> PeriodRow | None:
+async def previous_period(connection: asyncpg.Connection, period: str) -> SealedPeriod | None:
     row = await connection.fetchrow(
         f"SELECT {_PERIOD_COLUMNS} FROM periods WHERE period < $1 ORDER BY period DESC LIMIT 1",
         period,
@@ -106,7 +93,7 @@ async def first_entry_between(
     return value if isinstance(value, datetime) else None
 
 
-async def insert_period(connection: asyncpg.Connection, row: PeriodRow) -> None:
+async def insert_period(connection: asyncpg.Connection, row: SealedPeriod) -> None:
     await connection.execute(
         f"INSERT INTO periods ({_PERIOD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         row.period,
@@ -323,22 +310,6 @@ async def fetch_statements(
 async def statement_sequence(connection: asyncpg.Connection, party: str) -> int:
     value = await connection.fetchval("SELECT count(*) + 1 FROM statements WHERE party = $1", party)
     return int(value)
-
-
-@dataclass(frozen=True, slots=True)
-class StatementEntry:
-    """One row of a statement's Entries sheet."""
-
-    entry_id: str
-    recorded_at: datetime
-    occurred_at: datetime | None
-    kind: str
-    partner_id: str | None
-    member_id: str | None
-    points: int
-    contract_version: int | None
-    reference: str | None
-    reversal_of: str | None
 
 
 async def statement_entries(

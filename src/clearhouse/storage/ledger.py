@@ -8,7 +8,6 @@ the entry and its postings commit together or not at all.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -16,6 +15,7 @@ from uuid import UUID
 import asyncpg
 
 from clearhouse.domain.ledger import EntryDraft, EntryKind, Posting, RecordedEntry
+from clearhouse.domain.records import Entry, Evidence
 
 # The SQLSTATEs ledger_post raises, and their domain errors: clearhouse.storage.sqlstates.
 IDEMPOTENCY_CONSTRAINT = "idempotency_keys_pkey"
@@ -24,34 +24,6 @@ _POST = """
 SELECT recorded_at, member_balance_after FROM ledger_post(
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """What a signed request leaves on the entry it created: the partner's signature, and the
-    RFC 9421 signature base it signed, so that the signature verifies from the entry alone."""
-
-    signature_input: str | None = None
-    signature: str | None = None
-    content_digest: str | None = None
-    signature_base: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class EntryRow:
-    """An entry as stored."""
-
-    entry_id: UUID
-    kind: EntryKind
-    partner_id: str | None
-    member_id: str | None
-    points: int
-    member_balance_after: int | None
-    contract_version: int | None
-    occurred_at: datetime | None
-    recorded_at: datetime
-    reference: str | None
-    reversal_of: UUID | None
 
 
 async def record_entry(
@@ -101,8 +73,8 @@ _ENTRY_COLUMNS = """
 """
 
 
-def _entry_row(row: asyncpg.Record) -> EntryRow:
-    return EntryRow(
+def _entry_row(row: asyncpg.Record) -> Entry:
+    return Entry(
         entry_id=row["entry_id"],
         kind=EntryKind(row["kind"]),
         partner_id=row["partner_id"],
@@ -117,7 +89,7 @@ def _entry_row(row: asyncpg.Record) -> EntryRow:
     )
 
 
-async def fetch_entry(connection: asyncpg.Connection, entry_id: UUID) -> EntryRow | None:
+async def fetch_entry(connection: asyncpg.Connection, entry_id: UUID) -> Entry | None:
     row = await connection.fetchrow(
         f"SELECT {_ENTRY_COLUMNS} FROM entries e WHERE e.entry_id = $1", entry_id
     )
@@ -157,7 +129,7 @@ async def fetch_reversible(connection: asyncpg.Connection, entry_id: UUID) -> Re
 
 async def fetch_idempotent(
     connection: asyncpg.Connection, partner_id: str, idempotency_key: str
-) -> tuple[bytes, EntryRow | None] | None:
+) -> tuple[bytes, Entry | None] | None:
     """The fingerprint of an earlier request under this key, and its entry if it made one.
 
     A key that made no entry was used for another operation (an enrolment); ``None``: the key
@@ -308,7 +280,7 @@ async def fetch_partner_entries(
     end: datetime,
     after: tuple[datetime, UUID] | None,
     limit: int,
-) -> list[EntryRow]:
+) -> list[Entry]:
     """A page of the partner's entries recorded in ``[start, end)``, keyset-ordered."""
     after_at, after_id = after if after is not None else (None, None)
     rows = await connection.fetch(
@@ -335,7 +307,7 @@ async def fetch_entries(
     end: datetime,
     partner_id: str | None,
     limit: int,
-) -> list[EntryRow]:
+) -> list[Entry]:
     """The first ``limit`` entries recorded in ``[start, end)`` (of one partner if given)."""
     rows = await connection.fetch(
         f"""

@@ -9,6 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from clearhouse.domain.purposes import ConsentRecord, Purpose
+from clearhouse.domain.records import Disclosure
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,18 +21,6 @@ class MemberRow:
     balance_points: int
     wrapped_key: bytes | None
     ciphertexts: Mapping[str, bytes]
-
-
-@dataclass(frozen=True, slots=True)
-class DisclosureRow:
-    disclosed_at: datetime
-    partner_id: str
-    member_id: str
-    purpose: str
-    fields: list[str]
-    contract_version: int
-    legal_basis: str
-    request_id: str
 
 
 async def insert_member(
@@ -231,7 +220,7 @@ async def fetch_disclosures(
     member_id: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
-) -> list[DisclosureRow]:
+) -> list[Disclosure]:
     rows = await connection.fetch(
         """
         SELECT disclosed_at, partner_id, member_id, purpose, fields, contract_version,
@@ -246,7 +235,7 @@ async def fetch_disclosures(
         start,
         end,
     )
-    return [DisclosureRow(**dict(row)) for row in rows]
+    return [Disclosure(**dict(row)) for row in rows]
 
 
 async def erase_member(connection: asyncpg.Connection, member_id: str) -> bool:

@@ -19,13 +19,13 @@ import asyncpg
 from clearhouse.domain.errors import (
     ClearhouseError,
     ContractChanged,
-    Forbidden,
     InsufficientPoints,
     LedgerInvariantBroken,
     LimitExceeded,
     MemberErased,
     NotFound,
     PeriodClosed,
+    PurposeNotPermitted,
     UnknownMember,
 )
 
@@ -50,7 +50,7 @@ SQLSTATE_ERRORS: Final[Mapping[str, type[ClearhouseError]]] = {
     SQLSTATE_APPEND_ONLY: LedgerInvariantBroken,
     SQLSTATE_ENTRY_UNBALANCED: LedgerInvariantBroken,
     SQLSTATE_TOO_FEW_POSTINGS: LedgerInvariantBroken,
-    SQLSTATE_NO_CONTRACT: Forbidden,
+    SQLSTATE_NO_CONTRACT: PurposeNotPermitted,
     SQLSTATE_ENTRY_NOT_FOUND: NotFound,
     SQLSTATE_CONTRACT_CHANGED: ContractChanged,
     SQLSTATE_MEMBER_ERASED: MemberErased,

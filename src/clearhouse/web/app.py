@@ -29,7 +29,6 @@ from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
 from clearhouse.services.members import Members
 from clearhouse.services.posting import Ledger
-from clearhouse.storage.engine import resolve_database_url
 from clearhouse.web.admin import (
     ClockController,
     ContractAdminController,
@@ -123,8 +122,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
 
     async def open_database(app: Litestar) -> None:
         if app.state.database is None:
-            url = resolve_database_url(settings)
-            attach(app.state, Database.for_url(url, pool_size=settings.db_pool_size))
+            attach(app.state, Database.for_settings(settings, pool_size=settings.db_pool_size))
         # Published before it signs a receipt; a retired key's file refuses to start.
         await register_coalition_key(app.state.database, coalition_key)
         background.add(asyncio.create_task(purge_nonces_now_and_then(app.state.database)))

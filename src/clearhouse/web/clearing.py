@@ -14,9 +14,9 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
 from clearhouse.domain.periods import period_bounds
+from clearhouse.domain.records import SealedPeriod
 from clearhouse.services.clearing import Clearing
 from clearhouse.statements.documents import COALITION_PARTY
-from clearhouse.storage.clearing import PeriodRow
 from clearhouse.web.admin import OPERATOR_PROBLEMS
 from clearhouse.web.auth import auditor_or_operator, operator_only
 from clearhouse.web.partner import SIGNED_PROBLEMS, DataPurpose, require_granted
@@ -63,7 +63,7 @@ def _period_out(row: Any) -> dict[str, Any]:
     }
 
 
-def _closed_period_out(row: PeriodRow) -> ClosedPeriod:
+def _closed_period_out(row: SealedPeriod) -> ClosedPeriod:
     return ClosedPeriod(
         period=row.period,
         status=row.status,

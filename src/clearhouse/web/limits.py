@@ -24,7 +24,8 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from clearhouse.web.problems import PROBLEMS, RETRY_AFTER_S, Problem
+from clearhouse.web.problem_codes import PROBLEMS
+from clearhouse.web.problems import RETRY_AFTER_S, Problem
 from clearhouse.web.request_id import request_id_of
 
 UNCAPPED_PATHS: Final = frozenset({"/health"})

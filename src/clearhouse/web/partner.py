@@ -18,14 +18,14 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from clearhouse.config import Settings
-from clearhouse.domain.errors import Forbidden, InvalidRequest, NotFound, PurposeNotPermitted
+from clearhouse.domain import records
+from clearhouse.domain.errors import InvalidRequest, PurposeNotPermitted
 from clearhouse.domain.periods import period_bounds
 from clearhouse.domain.purposes import Purpose
+from clearhouse.services import entries
 from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
 from clearhouse.services.posting import Ledger, PointsRequest, PostedEntry
-from clearhouse.storage import ledger as store
-from clearhouse.storage.ledger import EntryRow, Evidence
 from clearhouse.web.problems import problem_responses
 from clearhouse.web.schemas import (
     Entry,
@@ -90,22 +90,12 @@ async def require_granted(request: Request[Any, Any, Any], purpose: str) -> Veri
     """The declared purpose is this endpoint's, and the contract in force grants it."""
     partner = require_purpose(request, purpose)
     book: ContractBook = request.app.state.contracts
-    wanted = Purpose(purpose)
-    version = await book.in_force(partner.partner_id)
-    if version is None or wanted not in version.grants:
-        book.forget(partner.partner_id)  # a version loaded elsewhere since
-        version = await book.in_force(partner.partner_id)
-    if version is None:
-        raise Forbidden("the partner has no contract version in force")
-    if wanted not in version.grants:
-        raise PurposeNotPermitted(
-            f"contract version {version.version} grants nothing for {purpose}"
-        )
+    await book.require_grant(partner.partner_id, Purpose(purpose))
     return partner
 
 
-def _evidence(partner: VerifiedPartner) -> Evidence:
-    return Evidence(
+def _evidence(partner: VerifiedPartner) -> records.Evidence:
+    return records.Evidence(
         partner.signature_input,
         partner.signature,
         partner.content_digest,
@@ -130,7 +120,7 @@ async def _points_request(request: Request[Any, Any, Any]) -> PointsRequest:
     return PointsRequest(data.member_id, data.points, data.occurred_at, data.reference, metadata)
 
 
-def _encode_cursor(row: EntryRow) -> str:
+def _encode_cursor(row: records.Entry) -> str:
     raw = f"{rfc3339(row.recorded_at)}|{row.entry_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -212,7 +202,7 @@ class TransactionController(Controller):
     ) -> Response[Entry]:
         partner = partner_of(request)
         database: Database = request.app.state.database
-        original = await _own_entry(database, partner.partner_id, entry_id)
+        original = await entries.own_entry(database, partner.partner_id, entry_id)
         purpose = PURPOSE_OF_KIND.get(original.kind.value)
         if purpose is not None:
             await require_granted(request, purpose)
@@ -237,7 +227,7 @@ class TransactionController(Controller):
     ) -> Entry:
         partner = await require_granted(request, "settlement")
         settings: Settings = request.app.state.settings
-        entry = await _own_entry(request.app.state.database, partner.partner_id, entry_id)
+        entry = await entries.own_entry(request.app.state.database, partner.partner_id, entry_id)
         return entry_out(entry, settings.timezone, with_balance=False)
 
     @get(
@@ -257,20 +247,11 @@ class TransactionController(Controller):
         settings: Settings = request.app.state.settings
         start, end = period_bounds(period, settings.timezone)
         after = None if cursor is None else _decode_cursor(cursor)
-        async with request.app.state.database.driver_connection() as connection:
-            rows = await store.fetch_partner_entries(
-                connection, partner.partner_id, start, end, after, limit + 1
-            )
+        rows = await entries.own_entries_page(
+            request.app.state.database, partner.partner_id, start, end, after, limit + 1
+        )
         page, more = rows[:limit], len(rows) > limit
         return EntryPage(
             entries=[entry_out(r, settings.timezone, with_balance=False) for r in page],
             next_cursor=_encode_cursor(page[-1]) if more else None,
         )
-
-
-async def _own_entry(database: Database, partner_id: str, entry_id: UUID) -> EntryRow:
-    async with database.driver_connection() as connection:
-        entry = await store.fetch_entry(connection, entry_id)
-    if entry is None or entry.partner_id != partner_id:
-        raise NotFound(f"no entry {entry_id}")
-    return entry

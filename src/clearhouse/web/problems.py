@@ -1,4 +1,5 @@
-"""RFC 9457 problem responses: the one place where error codes become HTTP statuses.
+"""RFC 9457 problem responses: errors become problems here, with the status and title that
+``clearhouse.web.problem_codes`` gives each code.
 
 Every error leaves as ``application/problem+json`` with ``type`` (``/problems/<code>``),
 ``title``, ``status``, ``detail``, ``instance`` (the request id) and ``code``; a ``400
@@ -26,39 +27,11 @@ from litestar.types import ExceptionHandlersMap
 
 from clearhouse.domain.errors import ClearhouseError, InvalidRequest, Unavailable
 from clearhouse.web.bad_requests import RequestFault, as_json, domain_faults, http_faults, summary
+from clearhouse.web.problem_codes import PROBLEMS
 from clearhouse.web.request_id import request_id_of
 
 log = structlog.get_logger("clearhouse.web")
 
-PROBLEMS: Final[Mapping[str, tuple[int, str]]] = {
-    "invalid_request": (400, "The request is malformed or holds a bad value"),
-    "missing_signature": (401, "The request is not signed"),
-    "invalid_signature": (401, "The signature does not verify"),
-    "unknown_key": (401, "The signing key is unknown, revoked or not valid now"),
-    "stale_signature": (401, "The signature is too old or too far in the future"),
-    "replayed_request": (401, "The request was sent before"),
-    "digest_mismatch": (401, "Content-Digest is absent or does not match the body"),
-    "invalid_token": (401, "The bearer token is missing, wrong, expired or revoked"),
-    "forbidden": (403, "Not allowed"),
-    "purpose_not_permitted": (403, "The contract grants nothing for this purpose"),
-    "consent_required": (403, "The member has not consented to this purpose"),
-    "not_found": (404, "Not found"),
-    "method_not_allowed": (405, "Method not allowed"),
-    "insufficient_points": (409, "Not enough points"),
-    "idempotency_key_in_use": (409, "A request with this Idempotency-Key is in progress"),
-    "period_not_ended": (409, "The period has not ended yet"),
-    "period_closed": (409, "The period is closed"),
-    "settlement_refused": (409, "The period does not add up; nothing was written"),
-    "payload_too_large": (413, "The body is too large"),
-    "unsupported_media_type": (415, "The body must be JSON"),
-    "request_header_fields_too_large": (431, "The request's header fields are too large"),
-    "idempotency_key_reused": (422, "The Idempotency-Key was used with another request"),
-    "limit_exceeded": (422, "A contract limit is exceeded"),
-    "unknown_member": (422, "Unknown member"),
-    "member_erased": (422, "The member's personal data was erased"),
-    "internal_error": (500, "Internal error"),
-    "unavailable": (503, "The service is unavailable; nothing was written"),
-}
 
 _CODE_OF_STATUS: Final[Mapping[int, str]] = {
     400: "invalid_request",

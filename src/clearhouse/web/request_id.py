@@ -16,6 +16,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearhouse.services.metrics import REQUESTS
+from clearhouse.web.problem_codes import status_of
 
 log = structlog.get_logger("clearhouse.web")
 
@@ -29,19 +30,6 @@ def request_id_of(scope: Scope | Any) -> str:
     if request_id is None:
         request_id = state[_STATE_KEY] = f"urn:uuid:{uuid.uuid4()}"
     return str(request_id)
-
-
-def _status_of(exc: Exception) -> int:
-    from litestar.exceptions import HTTPException
-
-    from clearhouse.domain.errors import ClearhouseError
-    from clearhouse.web.problems import PROBLEMS
-
-    if isinstance(exc, HTTPException):
-        return exc.status_code
-    if isinstance(exc, ClearhouseError):
-        return PROBLEMS.get(exc.code, (500, ""))[0]
-    return 500
 
 
 class RequestIdMiddleware(ASGIMiddleware):
@@ -65,7 +53,7 @@ class RequestIdMiddleware(ASGIMiddleware):
             await next_app(scope, receive, send_with_id)
         except Exception as exc:
             # Answered by the exception handlers outside this middleware: their status.
-            status = _status_of(exc)
+            status = status_of(exc)
             raise
         finally:
             route = str(scope.get("path_template") or "unmatched")

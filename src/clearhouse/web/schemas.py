@@ -14,9 +14,8 @@ from zoneinfo import ZoneInfo
 import msgspec
 from litestar import Request
 
+from clearhouse.domain import records
 from clearhouse.domain.periods import period_of
-from clearhouse.storage.access import PartnerKeyRow
-from clearhouse.storage.ledger import EntryRow
 from clearhouse.web.bad_requests import refused_body
 
 T = TypeVar("T")
@@ -151,7 +150,7 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def key_out(key: PartnerKeyRow) -> PartnerKey:
+def key_out(key: records.PartnerKey) -> PartnerKey:
     return PartnerKey(
         key_id=key.key_id,
         partner_id=key.partner_id,
@@ -162,7 +161,7 @@ def key_out(key: PartnerKeyRow) -> PartnerKey:
     )
 
 
-def entry_out(row: EntryRow, zone: ZoneInfo, *, with_balance: bool) -> Entry:
+def entry_out(row: records.Entry, zone: ZoneInfo, *, with_balance: bool) -> Entry:
     return Entry(
         entry_id=row.entry_id,
         kind=row.kind.value,

@@ -14,7 +14,7 @@ from typing import Final
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from clearhouse.web.problems import PROBLEMS
+from clearhouse.web.problem_codes import PROBLEMS
 from clearhouse.web.request_id import request_id_of
 
 POLICY_VIOLATION: Final = 1008

@@ -1,0 +1,182 @@
+"""Each benchmark run once at the smallest sizes its options allow, on the test server.
+
+Figures, not bars: a tiny run says nothing about speed, so these tests check that every
+benchmark still runs end to end through the product's code, that its report carries the fields
+``docs/scaling.md`` and the CLI read, and that what it measured are positive numbers. The
+benchmarks work in databases of fixed names of their own (``clearhouse_bench*``), made afresh
+and dropped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from clearhouse.bench.api import render as render_api
+from clearhouse.bench.api import run_api_bench
+from clearhouse.bench.api import write_report as write_api_report
+from clearhouse.bench.clearing import render as render_clearing
+from clearhouse.bench.clearing import run_clearing_bench
+from clearhouse.bench.clearing import write_report as write_clearing_report
+from clearhouse.bench.ledger import render as render_ledger
+from clearhouse.bench.ledger import run_ledger_bench
+from clearhouse.bench.ledger import write_report as write_ledger_report
+from clearhouse.bench.ledger.posting import BARE_POST
+from clearhouse.client import AsyncPartnerClient
+from clearhouse.config import Settings
+from clearhouse.storage.engine import embedded_url
+
+REPO = Path(__file__).resolve().parents[2]
+R = TypeVar("R")
+
+
+def _settings() -> Settings:
+    """The test server (``TEST_DATABASE_URL``, or the embedded one) as the benchmarks' server."""
+    server_url = os.environ.get("TEST_DATABASE_URL") or embedded_url(REPO / ".clearhouse")
+    return Settings.from_env({"DATABASE_URL": server_url, "CLEARHOUSE_LOG_LEVEL": "WARNING"})
+
+
+def _positive(value: object, where: str) -> None:
+    assert isinstance(value, int | float), where
+    assert not isinstance(value, bool), where
+    assert value > 0, f"{where} is {value}"
+
+
+def _written(write: Callable[[R, Path], None], report: R, tmp_path: Path, name: str) -> Any:
+    """The report as ``clearhouse bench`` writes it, read back."""
+    path = tmp_path / "reports" / name
+    write(report, path)
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_clearing_bench_settles_a_tiny_month_through_the_product_and_reports_every_step(
+    tmp_path: Path,
+) -> None:
+    report = asyncio.run(
+        run_clearing_bench(
+            _settings(), entries=300, members=30, partners=2, repeats=1, traced_pass=True
+        )
+    )
+    data = _written(write_clearing_report, report, tmp_path, "bench-clearing.json")
+
+    assert data["benchmark"] == "clearhouse bench clearing"
+    assert data["parameters"] == {
+        "entries": 300,
+        "members": 30,
+        "partners": 2,
+        "period": "2030-01",
+        "zone": "Europe/Berlin",
+        "second_contract_version_from": "2030-01-16T00:00:00+01:00",
+    }
+    load = data["load"]
+    assert isinstance(load, dict)
+    assert load["entries"] == 300
+    assert load["postings"] == 600
+    for name in ("seconds", "entries_per_s", "database_bytes"):
+        _positive(load[name], f"load.{name}")
+    steps = data["steps"]
+    assert isinstance(steps, dict)
+    assert set(steps) == {"close", "settle", "netting", "group_by", "workbooks", "bare_writer"}
+    for name, step in steps.items():
+        for figure in ("seconds", "rows", "rows_per_s", "rss_peak_mib", "ru_maxrss_after_mib"):
+            _positive(step[figure], f"steps.{name}.{figure}")
+        assert set(step["cpu_seconds"]) == {"this_process", "postgresql_backends"}
+    for name in ("close", "settle", "workbooks"):
+        assert steps[name]["tracemalloc_peak_mib"] >= 0
+        _positive(steps[name]["traced_pass_seconds"], f"steps.{name}.traced_pass_seconds")
+    assert len(steps["netting"]["runs_seconds"]) == 1
+    goals = data["goals"]
+    assert isinstance(goals, dict)
+    assert set(goals) == {"netting_over_group_by", "workbooks_over_bare_writer", "peak_rss_mib"}
+    for name, goal in goals.items():
+        _positive(goal["value"], f"goals.{name}.value")
+        assert isinstance(goal["met"], bool)
+    settlement = data["settlement"]
+    assert isinstance(settlement, dict)
+    assert settlement["entry_count"] == 300
+    assert settlement["statements"] == 3  # two partners and the coalition
+    assert settlement["roll_forward_closing"] == settlement["member_balances_at_cut_off"]
+    assert [w["party"] for w in data["workbooks"]] == [w["party"] for w in data["bare_workbooks"]]
+    assert all(w["rows"] > 0 and w["bytes"] > 0 for w in data["workbooks"])
+    assert data["checks"] == {"invariant_violations_after_load": []}
+    assert "ledger invariants after the load: all hold" in render_clearing(report)
+
+
+def test_ledger_bench_posts_for_a_second_per_shape_and_reports_the_ratios(tmp_path: Path) -> None:
+    report = asyncio.run(run_ledger_bench(_settings(), workers=4, seconds=1))
+    data = _written(write_ledger_report, report, tmp_path, "bench-ledger.json")
+
+    assert data["benchmark"] == "clearhouse bench ledger"
+    assert (data["workers"], data["seconds"]) == (4, 1)
+    rates = data["entries_per_s"]
+    assert isinstance(rates, dict)
+    assert set(rates) == {"spread", "one_partner", "bare"}
+    for name, value in rates.items():
+        _positive(value, f"entries_per_s.{name}")
+    _positive(data["pgbench_tps"], "pgbench_tps")
+    ratios = data["ratios"]
+    assert isinstance(ratios, dict)
+    assert set(ratios) == {"one_partner_over_spread", "spread_over_pgbench", "service_over_bare"}
+    for name, entry in ratios.items():
+        _positive(entry["value"], f"ratios.{name}.value")
+    checks = data["checks"]
+    assert isinstance(checks, dict)
+    assert checks["invariant_violations"] == []
+    assert checks["entries_posted"] == checks["entries_in_database"]
+    assert "ledger invariants: all hold" in render_ledger(report)
+
+
+def test_api_bench_sends_signed_requests_to_a_served_process_and_reports_latencies(
+    tmp_path: Path,
+) -> None:
+    report = asyncio.run(
+        run_api_bench(_settings(), AsyncPartnerClient, concurrency=4, workers=4, seconds=2)
+    )
+    data = _written(write_api_report, report, tmp_path, "bench-api.json")
+
+    assert data["benchmark"] == "clearhouse bench api"
+    api = data["api"]
+    assert isinstance(api, dict)
+    assert api["errors"] == {}
+    _positive(api["accepted"], "api.accepted")
+    _positive(api["accepted_per_s"], "api.accepted_per_s")
+    for name in ("p50", "p90", "p99", "max", "mean"):
+        _positive(api["latency_ms"][name], f"api.latency_ms.{name}")
+    _positive(data["ledger_service_entries_per_s"], "ledger_service_entries_per_s")
+    _positive(data["pgbench_tps"], "pgbench_tps")
+    ratios = data["ratios"]
+    assert isinstance(ratios, dict)
+    _positive(ratios["api_over_pgbench"]["value"], "ratios.api_over_pgbench")
+    _positive(ratios["api_over_service"], "ratios.api_over_service")
+    _positive(ratios["p99_latency_ms"]["value"], "ratios.p99_latency_ms")
+    assert len(data["runs"]["api_halves"]) == 2
+    checks = data["checks"]
+    assert isinstance(checks, dict)
+    assert checks["invariant_violations"] == []
+    assert checks["entries_posted"] == checks["entries_in_database"]
+    assert "ledger invariants: all hold" in render_api(report)
+
+
+def test_bare_post_passes_every_parameter_of_the_live_ledger_post(database_url: str) -> None:
+    async def live_arguments() -> int:
+        dsn = make_url(database_url).set(drivername="postgresql")
+        connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+        try:
+            return int(
+                await connection.fetchval(
+                    "SELECT pronargs FROM pg_proc WHERE proname = 'ledger_post'"
+                )
+            )
+        finally:
+            await connection.close()
+
+    placeholders = {int(n) for n in re.findall(r"\$(\d+)", BARE_POST)}
+    assert placeholders == set(range(1, asyncio.run(live_arguments()) + 1))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,19 +26,8 @@ MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
 """A master key for coalitions outside sandbox mode in these tests."""
 
 
-@pytest.fixture
-async def api(database: Database, tmp_path: Path) -> AsyncIterator[SignedApi]:
-    async with signed_api(database, tmp_path) as api:
-        yield api
-
-
 async def _token(database: Database, role: Role) -> str:
     return (await access.create_token(database, role, utc_now() + timedelta(hours=1))).secret
-
-
-@pytest.fixture
-async def operator(database: Database) -> dict[str, str]:
-    return {"Authorization": f"Bearer {await _token(database, Role.OPERATOR)}"}
 
 
 async def _partner_id(api: SignedApi, operator: dict[str, str]) -> str:

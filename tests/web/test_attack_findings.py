@@ -8,9 +8,7 @@ request, and target URIs and member ids that could not be read back.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,30 +17,8 @@ from clearhouse.services import access
 from clearhouse.services.access import Role
 from clearhouse.services.database import Database
 from clearhouse.web.signatures import SIGNATURE_FIELD_BYTES_MAX, SIGNATURE_LABELS_MAX
-from tests.web.harness import OCCURRED_AT, Partner, SignedApi, assert_problem, signed_api, utc_now
+from tests.web.harness import OCCURRED_AT, Partner, SignedApi, assert_problem, utc_now
 from tests.web.signing import add_signature, altered, partner_request
-
-
-@pytest.fixture
-async def api(database: Database, tmp_path: Path) -> AsyncIterator[SignedApi]:
-    async with signed_api(database, tmp_path) as api:
-        yield api
-
-
-@pytest.fixture
-async def partner(api: SignedApi) -> Partner:
-    return await api.partner()
-
-
-@pytest.fixture
-async def member(api: SignedApi) -> str:
-    return await api.member()
-
-
-@pytest.fixture
-async def operator(database: Database) -> dict[str, str]:
-    issued = await access.create_token(database, Role.OPERATOR, utc_now() + timedelta(hours=1))
-    return {"Authorization": f"Bearer {issued.secret}"}
 
 
 def _raw_points(api: SignedApi, partner: Partner, kind: str, body: bytes) -> httpx.Request:

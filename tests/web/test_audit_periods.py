@@ -4,12 +4,9 @@ settled or not (``GET /v1/audit/periods[/{period}]``)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from clearhouse.domain.periods import period_of
 from clearhouse.services import access
@@ -35,12 +32,6 @@ def tree_head(leaves: list[bytes]) -> bytes:
         return hashlib.sha256(b"\x00" + leaves[0]).digest()
     split = 1 << ((len(leaves) - 1).bit_length() - 1)
     return hashlib.sha256(b"\x01" + tree_head(leaves[:split]) + tree_head(leaves[split:])).digest()
-
-
-@pytest.fixture
-async def api(database: Database, tmp_path: Path) -> AsyncIterator[SignedApi]:
-    async with signed_api(database, tmp_path) as api:
-        yield api
 
 
 async def test_auditors_list_closed_periods_and_read_an_unsettled_months_root(

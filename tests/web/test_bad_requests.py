@@ -9,9 +9,6 @@ place in the body (a JSON Pointer in URI fragment form, RFC 9457 section 3's sha
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from datetime import timedelta
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote
 
@@ -19,35 +16,10 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from clearhouse.services import access
-from clearhouse.services.access import Role
-from clearhouse.services.database import Database
-from tests.web.harness import OCCURRED_AT, Partner, SignedApi, assert_problem, signed_api, utc_now
+from tests.web.harness import OCCURRED_AT, Partner, SignedApi, assert_problem
 
 JSON_POINTER: Final = re.compile(r"#(?:/(?:[^/~]|~[01])*)*")
 """RFC 6901's syntax, fragment form (after percent-decoding)."""
-
-
-@pytest.fixture
-async def api(database: Database, tmp_path: Path) -> AsyncIterator[SignedApi]:
-    async with signed_api(database, tmp_path) as api:
-        yield api
-
-
-@pytest.fixture
-async def partner(api: SignedApi) -> Partner:
-    return await api.partner()
-
-
-@pytest.fixture
-async def member(api: SignedApi) -> str:
-    return await api.member()
-
-
-@pytest.fixture
-async def operator(database: Database) -> dict[str, str]:
-    issued = await access.create_token(database, Role.OPERATOR, utc_now() + timedelta(hours=1))
-    return {"Authorization": f"Bearer {issued.secret}"}
 
 
 def _issue_body(member: str, **fields: object) -> dict[str, object]:

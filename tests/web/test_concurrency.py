@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
-
-from clearhouse.services.database import Database
-from tests.web.harness import SignedApi, ledger_snapshot, signed_api
+from tests.web.harness import SignedApi, ledger_snapshot
 from tests.web.signing import verify_receipt
 
 CONCURRENT = 50
-
-
-@pytest.fixture
-async def api(database: Database, tmp_path: Path) -> AsyncIterator[SignedApi]:
-    async with signed_api(database, tmp_path) as api:
-        yield api
 
 
 async def test_fifty_concurrent_issues_with_one_idempotency_key_make_one_entry(

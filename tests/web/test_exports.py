@@ -10,17 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import openpyxl
 import pytest
 
 from clearhouse.services import access
 from clearhouse.services.access import Role
-from clearhouse.services.database import Database
-from tests.web.harness import SignedApi, signed_api, utc_now
+from tests.web.harness import SignedApi, utc_now
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PERSONAL = {"given_name": "Jana", "family_name": "Nowak"}
@@ -32,12 +29,6 @@ FORMULA_IDS = [
     "+{n}",
 ]
 """Member ids that start like a formula; ``{n}`` keeps each one unique in the run's database."""
-
-
-@pytest.fixture
-async def api(database: Database, tmp_path: Path) -> AsyncIterator[SignedApi]:
-    async with signed_api(database, tmp_path) as api:
-        yield api
 
 
 async def _disclosed(api: SignedApi, template: str) -> str:

@@ -8,32 +8,14 @@ A partner writes consents for itself only; consents to all partners (``*``) are 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from clearhouse.services import access
-from clearhouse.services.access import Role
-from clearhouse.services.database import Database
-from tests.web.harness import Partner, SignedApi, assert_problem, signed_api, utc_now
+from tests.web.harness import Partner, SignedApi, assert_problem
 
 JANA = {"given_name": "Jana", "family_name": "Nowak", "email": "jana.nowak@example.org"}
-
-
-@pytest.fixture
-async def api(database: Database, tmp_path: Path) -> AsyncIterator[SignedApi]:
-    async with signed_api(database, tmp_path) as api:
-        yield api
-
-
-@pytest.fixture
-async def operator(database: Database) -> dict[str, str]:
-    issued = await access.create_token(database, Role.OPERATOR, utc_now() + timedelta(hours=1))
-    return {"Authorization": f"Bearer {issued.secret}"}
 
 
 def _read(api: SignedApi, partner: Partner, member_id: str, purpose: str) -> httpx.Request:

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import openpyxl
 import pandas as pd
-import pytest
 
 from clearhouse.services import access
 from clearhouse.services.access import Role
 from clearhouse.services.contracts import load_contracts
 from clearhouse.services.database import Database
 from tests.services.builders import contract_toml, unique
-from tests.web.harness import Partner, SignedApi, assert_problem, signed_api, utc_now
+from tests.web.harness import Partner, SignedApi, assert_problem, utc_now
 from tests.web.signing import PartnerKey
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -29,12 +26,6 @@ PERSONAL = {
     "birth_date": "1990-07-01",
     "postal_code": "04109",
 }
-
-
-@pytest.fixture
-async def api(database: Database, tmp_path: Path) -> AsyncIterator[SignedApi]:
-    async with signed_api(database, tmp_path) as api:
-        yield api
 
 
 async def _bearer(database: Database, role: Role) -> dict[str, str]:

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from clearhouse.services import access
 from clearhouse.services.access import Role
-from clearhouse.services.database import Database
-from tests.web.harness import SignedApi, signed_api, utc_now
-
-
-@pytest.fixture
-async def api(database: Database, tmp_path: Path) -> AsyncIterator[SignedApi]:
-    async with signed_api(database, tmp_path) as api:
-        yield api
+from tests.web.harness import SignedApi, utc_now
 
 
 async def _samples(api: SignedApi) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

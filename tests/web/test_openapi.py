@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +45,6 @@ UNSIGNED = {("get", "/v1/keys"), ("get", "/health"), ("get", "/ready")}
 
 MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
 """A master key for coalitions outside sandbox mode in these tests."""
-
-
-@pytest.fixture
-async def api(database: Database, tmp_path: Path) -> AsyncIterator[SignedApi]:
-    async with signed_api(database, tmp_path) as api:
-        yield api
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,13 +31,11 @@ from clearhouse.crypto.http_signatures import (
     verify_signature,
 )
 from clearhouse.services import access
-from clearhouse.services.database import Database
 from tests.web.harness import (
     OCCURRED_AT,
     Partner,
     SignedApi,
     ledger_snapshot,
-    signed_api,
     utc_now,
 )
 from tests.web.signing import (
@@ -53,17 +50,6 @@ from tests.web.signing import (
     verify_receipt,
     verify_request,
 )
-
-
-@pytest.fixture
-async def api(database: Database, tmp_path: Path) -> AsyncIterator[SignedApi]:
-    async with signed_api(database, tmp_path) as api:
-        yield api
-
-
-@pytest.fixture
-async def partner(api: SignedApi) -> Partner:
-    return await api.partner()
 
 
 @pytest.fixture

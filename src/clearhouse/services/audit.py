@@ -24,6 +24,7 @@ from clearhouse.services.database import Database
 from clearhouse.statements.documents import SignedStatement, statement_problems
 from clearhouse.storage import access as access_store
 from clearhouse.storage import clearing as store
+from clearhouse.storage.clearing import StatementRow
 
 SIGNATURE_WINDOW_S_MAX: Final = 3600
 """The widest freshness window a coalition can set: a request was accepted at most this far
@@ -60,6 +61,13 @@ def _entry_findings(
     return [Finding(period, f"entry {line['entry_id']}", problem) for problem in problems]
 
 
+def as_signed(row: StatementRow) -> SignedStatement:
+    """A stored statement, as the signed document it is."""
+    return SignedStatement(
+        row.party, row.sequence, row.document, row.sha256, row.signature, row.key_id
+    )
+
+
 async def verify_ledger(
     database: Database, zone: ZoneInfo, period: str | None = None
 ) -> VerificationReport:
@@ -68,7 +76,7 @@ async def verify_ledger(
         period_bounds(period, zone)  # a malformed period is an invalid request
     report = VerificationReport(period)
     async with database.transaction() as connection:
-        await connection.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        await store.custom_plans(connection)
         rows = await store.fetch_periods(connection)
         if period is not None and period not in {row.period for row in rows}:
             report.findings.append(
@@ -100,14 +108,7 @@ async def verify_ledger(
                 for statement in await store.fetch_statements(connection, row.period):
                     report.statement_hashes += 1
                     report.statement_signatures += 1
-                    signed = SignedStatement(
-                        statement.party,
-                        statement.sequence,
-                        statement.document,
-                        statement.sha256,
-                        statement.signature,
-                        statement.key_id,
-                    )
+                    signed = as_signed(statement)
                     public_key = coalition_keys.get(statement.key_id)
                     if public_key is None:
                         report.findings.append(

@@ -39,7 +39,7 @@ from clearhouse.domain.periods import period_bounds, period_of
 from clearhouse.domain.records import Evidence, SealedPeriod
 from clearhouse.domain.verification import VerificationReport
 from clearhouse.services import coalition_keys
-from clearhouse.services.audit import verify_ledger
+from clearhouse.services.audit import as_signed, verify_ledger
 from clearhouse.services.database import Database
 from clearhouse.services.metrics import SETTLEMENT_SECONDS
 from clearhouse.statements.documents import (
@@ -64,18 +64,6 @@ class Settlement:
     settled_now: bool
 
 
-def _signed(row: StatementRow) -> SignedStatement:
-    return SignedStatement(
-        row.party, row.sequence, row.document, row.sha256, row.signature, row.key_id
-    )
-
-
-async def _custom_plans(connection: Any) -> None:
-    """Plan every statement for its own period: a generic plan of the period aggregates (chosen
-    after five runs on one pooled connection) took 45 s and then failed at 1,000,000 entries."""
-    await connection.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-
-
 async def _previous_closing(connection: Any, period: str) -> int | None:
     """Outstanding points at the end of the previous period, as its coalition statement says."""
     previous = await store.previous_period(connection, period)
@@ -84,7 +72,7 @@ async def _previous_closing(connection: Any, period: str) -> int | None:
     rows = await store.fetch_statements(connection, previous.period, COALITION_PARTY)
     if not rows:
         return None
-    closing = _signed(rows[0]).body()["points_roll_forward"]["closing"]
+    closing = as_signed(rows[0]).body()["points_roll_forward"]["closing"]
     return int(closing)
 
 
@@ -140,7 +128,7 @@ async def signed_statement(database: Database, period: str, party: str) -> Signe
         rows = await store.fetch_statements(connection, period, party)
     if not rows:
         raise NotFound(f"no statement of {party} for {period} (is it settled?)")
-    return _signed(rows[0])
+    return as_signed(rows[0])
 
 
 class Clearing:
@@ -160,7 +148,7 @@ class Clearing:
     async def close(self, period: str) -> SealedPeriod:
         """Seal ``period``; closing a closed period returns it as it was sealed."""
         async with self._database.transaction() as connection:
-            await _custom_plans(connection)
+            await store.custom_plans(connection)
             return await self._close(connection, period)
 
     async def _close(self, connection: Any, period: str) -> SealedPeriod:
@@ -209,7 +197,7 @@ class Clearing:
     async def _settle_once(self, period: str) -> Settlement:
         try:
             async with self._database.transaction() as connection:
-                await _custom_plans(connection)
+                await store.custom_plans(connection)
                 closed = await self._close(connection, period)
                 await connection.execute(
                     "SELECT 1 FROM periods WHERE period = $1 FOR UPDATE", period
@@ -217,7 +205,7 @@ class Clearing:
                 closed = await store.fetch_period(connection, period) or closed
                 if closed.status == "settled":
                     rows = await store.fetch_statements(connection, period)
-                    return Settlement(closed, [_signed(r) for r in rows], settled_now=False)
+                    return Settlement(closed, [as_signed(r) for r in rows], settled_now=False)
                 statements = await self._settle(connection, closed)
                 await store.mark_settled(connection, period)
                 settled = await store.fetch_period(connection, period)
@@ -235,7 +223,7 @@ class Clearing:
         """What settling the closed ``period`` would compute, before it writes anything: the
         aggregates, the netting and the checks (``problems`` empty when it adds up)."""
         async with self._database.transaction() as connection:
-            await _custom_plans(connection)
+            await store.custom_plans(connection)
             closed = await store.fetch_period(connection, period)
             if closed is None:
                 raise NotFound(f"{period} is not closed")
@@ -327,7 +315,7 @@ class Clearing:
         statement = await self.statement(period, party)
         others = [] if party != COALITION_PARTY else await self.statements(period)
         async with self._database.transaction() as connection:
-            await _custom_plans(connection)
+            await store.custom_plans(connection)
             closed = await store.fetch_period(connection, period)
             assert closed is not None
             rows = store.statement_entries(
@@ -342,12 +330,12 @@ class Clearing:
 
     async def statements(self, period: str) -> list[SignedStatement]:
         async with self._database.driver_connection() as connection:
-            return [_signed(r) for r in await store.fetch_statements(connection, period)]
+            return [as_signed(r) for r in await store.fetch_statements(connection, period)]
 
     async def canonical_entries(self, period: str) -> AsyncIterator[bytes]:
         """A closed period's canonical entries in root order (JSON Lines for auditors)."""
         async with self._database.transaction() as connection:
-            await _custom_plans(connection)
+            await store.custom_plans(connection)
             closed = await store.fetch_period(connection, period)
             if closed is None:
                 raise NotFound(f"{period} is not closed")

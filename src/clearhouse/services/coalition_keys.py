@@ -9,7 +9,6 @@ with a retired key's file is refused. Verifiers take the key that a signature na
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -62,13 +61,3 @@ async def published(database: Database) -> list[CoalitionPublicKey]:
 
 async def current_key(database: Database) -> CoalitionPublicKey | None:
     return next((k for k in await published(database) if k.retired_at is None), None)
-
-
-async def public_key_of(database: Database, key_id: str) -> bytes | None:
-    """The public key a signature names, current or retired."""
-    return next((k.public_key for k in await published(database) if k.key_id == key_id), None)
-
-
-def valid_at(key: CoalitionPublicKey, moment: datetime) -> bool:
-    """Whether ``key`` was the current key at ``moment``."""
-    return key.not_before <= moment and (key.retired_at is None or moment < key.retired_at)

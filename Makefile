@@ -13,7 +13,7 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(STAMP): $(UV) pyproject.toml uv.lock
+$(STAMP): $(UV) pyproject.toml packages/clearhouse-client/pyproject.toml uv.lock
 	UV_PYTHON_DOWNLOADS=never $(UV) sync --frozen --python $(PYTHON)
 	touch $(STAMP)
 
@@ -23,14 +23,14 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src packages tests
+	$(BIN)/ruff format --check src packages tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src packages tests
+	$(BIN)/ruff check --fix src packages tests
 
 # A sandbox coalition (settable clock, published master key): for trying Clearhouse out.
 serve: $(STAMP)

@@ -9,7 +9,7 @@ Run it as a partner would (see docs/partner-quickstart.md):
 import os
 from pathlib import Path
 
-from clearhouse.client import Conflict, PartnerClient
+from clearhouse_client import Conflict, PartnerClient
 
 url = os.environ["CLEARHOUSE_URL"]
 key_id = os.environ["KEY_ID"]

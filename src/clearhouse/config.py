@@ -118,6 +118,9 @@ class Settings:
     the connection is closed."""
     concurrent_requests_max: int
     """Requests one worker process answers at once; more are refused (503) without any work."""
+    hold_sweep_interval_s: int
+    """How often ``serve`` ends holds whose time ran out, in seconds; 0: no sweeper (captures and
+    voids still refuse an expired hold, and postings still release a member's lapsed holds)."""
     signing_key_file: Path
     """The coalition's Ed25519 key (PEM) for response and statement signatures; made if absent."""
     coalition_name: str
@@ -174,6 +177,7 @@ class Settings:
             header_timeout_s=_int(env, "CLEARHOUSE_HEADER_TIMEOUT_S", 10, 1, 300),
             body_timeout_s=_int(env, "CLEARHOUSE_BODY_TIMEOUT_S", 10, 1, 300),
             concurrent_requests_max=_int(env, "CLEARHOUSE_CONCURRENT_REQUESTS_MAX", 64, 1, 10000),
+            hold_sweep_interval_s=_int(env, "CLEARHOUSE_HOLD_SWEEP_INTERVAL_S", 30, 0, 3600),
             signing_key_file=Path(
                 env.get("CLEARHOUSE_SIGNING_KEY_FILE")
                 or Path(env.get("CLEARHOUSE_DATA_DIR", ".clearhouse")) / "coalition-signing-key.pem"

@@ -3,7 +3,8 @@
 A clean start every run, in a database of its own (``clearhouse_demo``, made afresh): a sandbox
 coalition, the real HTTP server in a process of its own, the three example partners of
 ``contracts/`` with freshly generated keys, members with a mix of consents, a month of signed
-issues, redeems and reversals through the partner client (with the bakery's contract changing
+issues, redeems, reversals and the fuel station's holds (captured for less, voided, expired)
+through the partner client (with the bakery's contract changing
 on the 15th, refused requests of every kind, and one member's erasure), then the month's end
 on the sandbox clock, closing, settling, verifying, and the workbooks under
 ``reports/demo/2026-11/``.
@@ -35,7 +36,6 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import make_url
 
-from clearhouse.client import AsyncPartnerClient, ClearhouseProblem, Entry
 from clearhouse.config import SANDBOX_MASTER_KEY, Settings
 from clearhouse.crypto.ed25519 import CoalitionKey, load_or_create_private_key, public_bytes
 from clearhouse.domain.purposes import ALL_PARTNERS, Purpose
@@ -43,11 +43,13 @@ from clearhouse.domain.verification import VerificationReport
 from clearhouse.services import access, coalition_keys
 from clearhouse.services.clearing import Clearing, Settlement
 from clearhouse.services.clock import set_ledger_time
+from clearhouse.services.composition import Services
 from clearhouse.services.contracts import ContractBook, load_contracts
 from clearhouse.services.database import Database
 from clearhouse.services.members import Members
 from clearhouse.storage.engine import resolve_database_url
 from clearhouse.storage.migrate import upgrade
+from clearhouse_client import AsyncPartnerClient, ClearhouseProblem, Entry
 
 DEMO_DATABASE: Final = "clearhouse_demo"
 MONTH: Final = "2026-11"
@@ -57,6 +59,7 @@ MONTH_END: Final = datetime(2026, 12, 1, 0, 0, 5, tzinfo=BERLIN)
 MEMBERS: Final = 60
 DAYS: Final = 30
 REQUESTS_PER_DAY: Final = 12
+HOLDS_PER_DAY: Final = 3
 READY_TIMEOUT_S: Final = 30.0
 CHECKOUT_CONTRACTS: Final = Path(__file__).resolve().parents[2] / "contracts"
 """The example contracts in a checkout; a built wheel carries a copy as package data."""
@@ -76,6 +79,10 @@ class DemoResult:
     verification: VerificationReport | None = None
     key_file: Path | None = None
     """The coalition key the demo signed with, kept beside its database."""
+    holds_left_open: int = 0
+    """Holds the pumps never ended: expired by the clock, or open over the month's end."""
+    holds_expired: int = 0
+    """Holds the sweeper ended at the month's end."""
 
 
 @contextlib.asynccontextmanager
@@ -181,6 +188,8 @@ async def run_demo(
                     for client in clients.values():
                         await client.aclose()
             await set_ledger_time(database, sandbox=True, at=MONTH_END)
+            # What the sweeper in serve would do: the pumps' forgotten holds end.
+            result.holds_expired = await Services(settings, database).holds.expire_due()
             progress("closing and settling", 0, 1)
             clearing = Clearing(
                 database, zone=BERLIN, key=coalition_key, coalition=settings.coalition_name
@@ -197,7 +206,7 @@ async def run_demo(
                 with path.open("wb") as workbook:
                     await clearing.write_workbook(MONTH, statement.party, workbook)
                 (out / f"statement-{MONTH}-{statement.party}.json").write_bytes(
-                    _json(statement.with_integrity())
+                    _json(json.loads(statement.served_json()))
                 )
                 result.workbooks.append(path)
             progress("writing workbooks", len(statements), len(statements))
@@ -239,6 +248,7 @@ async def _month(
             )
         progress("enrolling members", n + 1, MEMBERS)
     entries: list[Entry] = []
+    fuel = clients[next(p for p in partners if p.startswith("tankstelle"))]
     total = DAYS * REQUESTS_PER_DAY
     for day in range(DAYS):
         today = MONTH_START + timedelta(days=day)
@@ -278,11 +288,53 @@ async def _month(
             except ClearhouseProblem as problem:
                 result.refused[problem.code] += 1
             progress("signed traffic", day * REQUESTS_PER_DAY + n + 1, total)
+        await _pump_holds(fuel, members, rng, today, day == DAYS - 1, result)
         if day == 20:
             result.erased_member = members.pop(rng.randrange(len(members)))
             await coalition.erase(result.erased_member)
     await _refusals(clients, partners, members, result)
     return result
+
+
+async def _pump_holds(
+    fuel: AsyncPartnerClient,
+    members: list[str],
+    rng: random.Random,
+    today: datetime,
+    last_day: bool,
+    result: DemoResult,
+) -> None:
+    """The fuel station's pumps: each authorizes before it knows the litres, then captures less,
+    or the driver leaves and the pump voids; a pump that loses track lets its hold expire (an
+    hour, passed by the next day's clock). On the last day two holds stay open over the month's
+    end, for the coalition statement's open holds at the cut-off."""
+    for pump in range(HOLDS_PER_DAY):
+        member = rng.choice(members)
+        reserved = rng.randint(100, 400)
+        try:
+            hold = await fuel.authorize(
+                member,
+                reserved,
+                reference=f"pump {pump + 1}",
+                hold_seconds=3 * 86_400 if last_day else 3_600,
+                occurred_at=today,
+            )
+        except ClearhouseProblem as problem:
+            result.refused[problem.code] += 1
+            continue
+        result.accepted["hold"] += 1
+        if last_day and pump < 2:
+            result.holds_left_open += 1
+            continue
+        fate = rng.random()
+        if fate < 0.6:
+            await fuel.capture(hold, rng.randint(reserved // 2, reserved))
+            result.accepted["capture"] += 1
+        elif fate < 0.85:
+            await fuel.void(hold, reason="driver left")
+            result.accepted["void"] += 1
+        else:
+            result.holds_left_open += 1
 
 
 async def _refusals(

@@ -30,9 +30,9 @@ from clearhouse.bench.ledger import render as render_ledger
 from clearhouse.bench.ledger import run_ledger_bench
 from clearhouse.bench.ledger import write_report as write_ledger_report
 from clearhouse.bench.ledger.posting import BARE_POST
-from clearhouse.client import AsyncPartnerClient
 from clearhouse.config import Settings
 from clearhouse.storage.engine import embedded_url
+from clearhouse_client import AsyncPartnerClient
 
 REPO = Path(__file__).resolve().parents[2]
 R = TypeVar("R")

@@ -66,15 +66,16 @@ from click.testing import CliRunner
 from sqlalchemy.engine import make_url
 
 from clearhouse.cli import main
-from clearhouse.client import PartnerClient
-from clearhouse.crypto.ed25519 import load_private_key, parse_public_key
-from clearhouse.crypto.http_signatures import (
+from clearhouse.crypto.ed25519 import parse_public_key
+from clearhouse.web.problem_codes import PROBLEMS
+from clearhouse_client import PartnerClient
+from clearhouse_client.http_signatures import (
     HeaderFields,
     RequestMessage,
     sign_message,
     verify_signature,
 )
-from clearhouse.web.problem_codes import PROBLEMS
+from clearhouse_client.keys import load_private_key
 from tests.conftest import _create_database, _drop_database, _server_url
 from tests.web.test_signatures import RFC9421_B14_PRIVATE_KEY, RFC9421_B14_PUBLIC_KEY
 
@@ -392,9 +393,9 @@ def test_the_auditor_guide_carries_the_independent_auditor_as_tested() -> None:
 
 def test_the_worked_signature_example_is_what_clearhouse_signs_and_accepts() -> None:
     """The request of the partner guide's worked example (its ``http`` block) and the signature
-    printed for it: the project's own signing code, which the client uses, makes the same
-    Content-Digest, Signature-Input and Signature from the same inputs, and its verifier
-    accepts them."""
+    printed for it: the partner client's signing code, which the server verifies with too,
+    makes the same Content-Digest, Signature-Input and Signature from the same inputs, and its
+    verifier accepts them."""
     guide = blocks(REPO / "docs/partner-guide.md")
     printed = next(b for b in guide if b.language == "output" and "@signature-params" in b.code)
     wire = next(b for b in guide if b.language == "http")

@@ -34,6 +34,6 @@ def test_an_operator_adjusts_and_expires_points_and_is_told_when_short(
     assert "balance 0" in correction.output
     short = runner.invoke(main, ["member", "expire", member, "1"], env=env)
     assert short.exit_code == 1
-    assert (
-        short.output.strip() == "Error: insufficient_points: the member does not hold enough points"
+    assert short.output.strip() == (
+        "Error: insufficient_points: the member does not have enough points available"
     )

@@ -46,6 +46,26 @@ async def _entries_outside_the_month(database_url: str, name: str) -> int:
     return int(count)
 
 
+async def _hold_outcomes(database_url: str, name: str) -> dict[str, int]:
+    """How the demo's holds ended (open ones past their time count as expired), and how many
+    captures took less than their hold reserved."""
+    dsn = make_url(database_url).set(drivername="postgresql", database=name)
+    connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+    try:
+        rows = await connection.fetch(
+            """
+            SELECT CASE WHEN status = 'open' AND expires_at <= ledger_now() THEN 'expired'
+                        ELSE status END AS outcome, count(*) AS holds
+              FROM holds GROUP BY 1
+            UNION ALL
+            SELECT 'captured for less', count(*) FROM holds WHERE captured_points < points
+            """
+        )
+    finally:
+        await connection.close()
+    return {row["outcome"]: int(row["holds"]) for row in rows}
+
+
 def test_the_demo_runs_a_month_and_writes_verified_statements(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -79,11 +99,15 @@ def test_the_demo_runs_a_month_and_writes_verified_statements(
             timeout=120,
         )
         outside_the_month = asyncio.run(_entries_outside_the_month(database_url, name))
+        holds = asyncio.run(_hold_outcomes(database_url, name))
     finally:
         asyncio.run(_drop(database_url, name))
     assert again.returncode == 0, again.stderr + again.stdout
     assert again.stdout.startswith("verifies: 1 period(s), ")
     assert outside_the_month == 0
+    for outcome in ("captured for less", "voided", "expired", "open"):
+        assert holds.get(outcome, 0) > 0, holds
+    assert "holds: " in done.stdout
     assert "look at it: " in done.stdout
     assert "audit verify: verifies" in done.stdout
     assert "= 0.00" in done.stdout
@@ -100,6 +124,8 @@ def test_the_demo_runs_a_month_and_writes_verified_statements(
     statements = sorted(out.glob("*.json"))
     parties = {json.loads(p.read_text())["statement_id"].split("/")[1] for p in statements}
     assert parties == {"baeckerei-schmidt", "shopwelt", "tankstelle-nord", "coalition"}
+    coalition = json.loads((out / "statement-2026-11-coalition.json").read_text())
+    assert coalition["open_holds_at_cut_off"]["holds"] == holds["open"]
     bakery = json.loads((out / "statement-2026-11-baeckerei-schmidt.json").read_text())
     assert {line["contract_version"] for line in bakery["lines"]} == {1, 2}
     for workbook in out.glob("*.xlsx"):

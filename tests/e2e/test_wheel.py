@@ -1,7 +1,8 @@
 """The wheel is all an operator needs: built from this tree, installed into a fresh venv outside
-the checkout, it migrates a new database, serves until ``/ready``, and runs the demo.
+the checkout (with the wheel of the partner client, a distribution it depends on), it migrates a
+new database, serves until ``/ready``, and runs the demo.
 
-Offline by design (it passes inside ``unshare -n``): the wheel is built with uv from the local
+Offline by design (it passes inside ``unshare -n``): the wheels are built with uv from the local
 tree only, and installed with ``--no-deps``; its dependencies come from this run's own venv,
 which the fresh venv reads through a ``.pth`` file (one path line, so the checkout's editable
 install, itself a ``.pth`` there, is not followed). uv's cache does not hold every dependency's
@@ -26,7 +27,10 @@ from typing import Final
 import asyncpg
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
+
+from clearhouse.storage.migrate import alembic_config
 
 REPO: Final = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT_S: Final = 120
@@ -70,16 +74,19 @@ async def _drop_database(database_url: str, name: str) -> None:
 
 @pytest.fixture
 def installed(tmp_path: Path) -> Path:
-    """The ``bin`` folder of a fresh venv, outside the checkout, holding only the wheel."""
+    """The ``bin`` folder of a fresh venv, outside the checkout, holding only the wheels."""
     uv = _uv()
     dist = tmp_path / "dist"
+    build = [uv, "build", "--all-packages", "--wheel", "--offline", "--no-build-logs"]
     subprocess.run(
-        [uv, "build", "--wheel", "--offline", "--no-build-logs", "--out-dir", str(dist), str(REPO)],
+        [*build, "--out-dir", str(dist), str(REPO)],
         check=True,
         capture_output=True,
         timeout=BUILD_TIMEOUT_S,
     )
     (wheel,) = dist.glob("clearhouse-*.whl")
+    (client_wheel,) = dist.glob("clearhouse_client-*.whl")
+    wheels = [str(wheel), str(client_wheel)]
     venv = tmp_path / "venv"
     subprocess.run(
         [uv, "venv", "--offline", "--quiet", "--python", sys.executable, str(venv)],
@@ -89,7 +96,7 @@ def installed(tmp_path: Path) -> Path:
     )
     python = venv / "bin" / "python"
     subprocess.run(
-        [uv, "pip", "install", "--offline", "--no-deps", "--python", str(python), str(wheel)],
+        [uv, "pip", "install", "--offline", "--no-deps", "--python", str(python), *wheels],
         check=True,
         capture_output=True,
         timeout=COMMAND_TIMEOUT_S,
@@ -150,7 +157,8 @@ def test_the_installed_wheel_migrates_serves_and_runs_the_demo_outside_the_check
     package = run(str(installed / "python"), "-c", "import clearhouse; print(clearhouse.__file__)")
     assert Path(package.strip()).is_relative_to(installed.parent)
 
-    assert "database at revision 0001" in run(clearhouse, "db", "upgrade")
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert f"database at revision {head}" in run(clearhouse, "db", "upgrade")
 
     port = _free_port()
     log = (outside / "serve.log").open("wb")

@@ -4,6 +4,7 @@ its own, since it moves the sandbox clock and seals periods."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -23,9 +24,10 @@ from clearhouse.domain.errors import (
     PeriodNotEnded,
     Unavailable,
 )
+from clearhouse.domain.netting import LineKind
 from clearhouse.domain.purposes import Purpose
 from clearhouse.services import clearing as clearing_module
-from clearhouse.services.clearing import Clearing
+from clearhouse.services.clearing import Clearing, Settlement
 from clearhouse.services.clock import ledger_time, set_ledger_time
 from clearhouse.services.coalition import enrol_members
 from clearhouse.services.contracts import ContractBook, load_contracts
@@ -33,9 +35,11 @@ from clearhouse.services.database import Database
 from clearhouse.services.members import ConsentStatement, Members
 from clearhouse.services.posting import PointsRequest
 from clearhouse.services.retention import run_retention
+from clearhouse.statements.model import CoalitionStatement, PartnerStatement, RollForward
 from tests.conftest import fresh_database
 from tests.domain.test_netting import cents_half_even
 from tests.services.builders import a_ledger, contract_toml, points_request, unique
+from tests.statements.schema_check import assert_served_as_the_schema_says
 
 BERLIN = ZoneInfo("Europe/Berlin")
 JANUARY = "2030-01"
@@ -153,20 +157,23 @@ async def _random_month(rates: list[str], rng: random.Random) -> None:
         await traffic(15)  # reversals of January's entries, recorded in February
         clearing = clearing_of(database)
         settlement = await clearing.settle(JANUARY)
+        bodies = [s.body() for s in settlement.statements]
         lines = {
-            (s.party, line["contract_version"], line["kind"]): Fraction(line["amount"])
-            for s in settlement.statements
-            if s.party != "coalition"
-            for line in s.body()["lines"]
-            if line["kind"] != "fee"
+            (body.partner_id, line.contract_version, line.kind.value): Fraction(line.amount)
+            for body in bodies
+            if isinstance(body, PartnerStatement)
+            for line in body.lines
+            if line.kind is not LineKind.FEE
         }
         start, end = JAN_START.astimezone(UTC), FEB_START.astimezone(UTC)
         assert lines == await independent_lines(database, start, end)
-        coalition = next(s for s in settlement.statements if s.party == "coalition").body()
-        assert coalition["multilateral_check"] == "0.00"
-        assert Fraction(coalition["partners_net_total"]) == -Fraction(coalition["coalition_margin"])
-        roll = coalition["points_roll_forward"]
-        assert roll["closing"] == roll["member_balances_at_cut_off"]
+        coalition = next(b for b in bodies if isinstance(b, CoalitionStatement))
+        assert coalition.multilateral_check == "0.00"
+        assert Fraction(coalition.partners_net_total) == -Fraction(coalition.coalition_margin)
+        roll = coalition.points_roll_forward
+        assert roll.closing == roll.member_balances_at_cut_off
+        for statement in settlement.statements:
+            assert_served_as_the_schema_says(json.loads(statement.served_json()))
         again = await clearing_of(database).settle(JANUARY)
         assert [s.document for s in again.statements] == [s.document for s in settlement.statements]
         assert again.settled_now is False
@@ -363,13 +370,12 @@ async def test_a_months_opening_is_the_previous_months_closing() -> None:
         )
         february = await clearing.settle("2030-02")
 
-        def roll(settlement: object) -> dict[str, int]:
-            statements = settlement.statements  # type: ignore[attr-defined]
-            coalition = next(s for s in statements if s.party == "coalition")
-            rolled: dict[str, int] = coalition.body()["points_roll_forward"]
-            return rolled
+        def roll(settlement: Settlement) -> RollForward:
+            coalition = next(s for s in settlement.statements if s.party == "coalition").body()
+            assert isinstance(coalition, CoalitionStatement)
+            return coalition.points_roll_forward
 
-        assert roll(february)["opening"] == roll(january)["closing"] == 600
-        assert roll(february)["issued"] == 250
-        assert roll(february)["closing"] == roll(february)["member_balances_at_cut_off"] == 850
+        assert roll(february).opening == roll(january).closing == 600
+        assert roll(february).issued == 250
+        assert roll(february).closing == roll(february).member_balances_at_cut_off == 850
         assert (await clearing.verify()).verifies

@@ -6,6 +6,7 @@ import base64
 import gc
 import hashlib
 import io
+import json
 import math
 import tracemalloc
 import uuid
@@ -17,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import openpyxl
 import pandas as pd
 import pytest
@@ -36,12 +38,12 @@ from clearhouse.domain.netting import (
 )
 from clearhouse.domain.records import StatementEntry
 from clearhouse.statements.documents import (
-    COALITION_PARTY,
     SignedStatement,
     coalition_document,
     partner_document,
     sign_statement,
 )
+from clearhouse.statements.model import CoalitionStatement
 from clearhouse.statements.workbook import write_statement_workbook
 
 MONEY = "#,##0.00"
@@ -158,7 +160,7 @@ def partner_statement(partner: Partner, sequence: int = 4) -> SignedStatement:
         generated_at=GENERATED_AT,
         opening_position=Decimal("-1234.56"),
     )
-    return sign_statement(partner.partner_id, sequence, document, KEY)
+    return sign_statement(document, KEY)
 
 
 def coalition_statements() -> tuple[SignedStatement, list[SignedStatement]]:
@@ -185,10 +187,11 @@ def coalition_statements() -> tuple[SignedStatement, list[SignedStatement]]:
             adjusted=adjusted,
             closing_member_balances=opening + issued - redeemed - expired + adjusted,
         ),
+        open_holds=(3, 1_200),
         ledger_root=LEDGER_ROOT,
         generated_at=GENERATED_AT,
     )
-    coalition = sign_statement(COALITION_PARTY, 9, document, KEY)
+    coalition = sign_statement(document, KEY)
     return coalition, [partner_statement(p) for p in members]
 
 
@@ -237,6 +240,11 @@ async def write(
 
 
 # --- reading them back ----------------------------------------------------------------------
+
+
+def signed_json(statement: SignedStatement) -> Any:
+    """The statement as its signed JSON says it, which the workbook's figures must show."""
+    return json.loads(statement.document)
 
 
 def load(data: bytes) -> Any:
@@ -318,7 +326,7 @@ async def test_a_partner_workbook_has_the_five_sheets_in_order() -> None:
 
 async def test_the_partner_summary_shows_the_statements_figures() -> None:
     statement = partner_statement(partners()[0])
-    body = statement.body()
+    body = signed_json(statement)
     summary = load(await write(statement))["Summary"]
 
     assert field(summary, "Coalition").value == body["coalition"]
@@ -353,7 +361,7 @@ async def test_the_partner_summary_shows_the_statements_figures() -> None:
 
 async def test_pandas_reads_the_summarys_amounts_as_numbers() -> None:
     statement = partner_statement(partners()[1])
-    body = statement.body()
+    body = signed_json(statement)
     frame = pd.read_excel(io.BytesIO(await write(statement)), sheet_name="Summary", header=None)
     values = {
         label: value
@@ -529,7 +537,7 @@ async def test_the_integrity_sheets_hash_and_signature_verify_independently() ->
     statement = partner_statement(partners()[0])
     sheet = load(await write(statement))["Integrity"]
 
-    served = statement.with_integrity()
+    served = json.loads(statement.served_json())
     del served["integrity"]
     canonical = rfc8785.dumps(served)
     assert field(sheet, "Statement hash").value == hashlib.sha256(canonical).hexdigest()
@@ -545,7 +553,7 @@ async def test_the_integrity_sheets_hash_and_signature_verify_independently() ->
 
 async def test_the_partner_reconciliation_rolls_points_forward_per_version() -> None:
     statement = partner_statement(partners()[0])
-    body = statement.body()
+    body = signed_json(statement)
     sheet = load(await write(statement))["Reconciliation"]
 
     rows = table(sheet, "Contract version")
@@ -573,7 +581,7 @@ async def test_the_partner_reconciliation_rolls_points_forward_per_version() -> 
 
 async def test_the_contract_sheet_lists_the_terms_applied() -> None:
     statement = partner_statement(partners()[0])
-    body = statement.body()
+    body = signed_json(statement)
     sheet = load(await write(statement))["Contract"]
 
     rows = list(sheet.iter_rows(min_row=2))
@@ -593,7 +601,7 @@ async def test_the_contract_sheet_lists_the_terms_applied() -> None:
 
 async def test_a_coalition_workbook_lists_every_partner() -> None:
     statement, others = coalition_statements()
-    body = statement.body()
+    body = signed_json(statement)
     rows = entries(9, partner_ids=["p-alpha", "p-beta", "p-gamma", None])
     workbook = load(await write(statement, others, rows))
 
@@ -610,7 +618,7 @@ async def test_a_coalition_workbook_lists_every_partner() -> None:
         ):
             assert_money(cell, partner[key])
         assert cells[6].value == partner["direction"]
-        own = next(o.body() for o in others if o.party == partner["partner_id"])
+        own = next(signed_json(o) for o in others if o.party == partner["partner_id"])
         assert cells[7].value == own["who_pays"]
     assert {r[6].value for r in lines} == {
         "coalition_pays_partner",
@@ -623,6 +631,9 @@ async def test_a_coalition_workbook_lists_every_partner() -> None:
         field(summary, "Multilateral check, net total + margin"), body["multilateral_check"]
     )
     assert Decimal(body["multilateral_check"]) == 0
+    assert body["open_holds_at_cut_off"] == {"holds": 3, "points": 1_200}
+    assert field(summary, "Holds open at the cut-off").value == 3
+    assert field(summary, "Points they reserve (still in the balances)").value == 1_200
 
     reconciliation = workbook["Reconciliation"]
     roll = body["points_roll_forward"]
@@ -645,7 +656,7 @@ async def test_a_coalition_workbook_lists_every_partner() -> None:
     contract = workbook["Contract"]
     listed = [(r[0], r[1]) for r in contract.iter_rows(min_row=2, values_only=True)]
     assert listed == [
-        (o.party, v["version"]) for o in others for v in o.body()["contract_versions"]
+        (o.party, v["version"]) for o in others for v in signed_json(o)["contract_versions"]
     ]
     assert {p for p, _ in listed} == {p["partner_id"] for p in body["partners"]}
 
@@ -658,8 +669,12 @@ async def test_a_coalition_workbook_lists_every_partner() -> None:
 async def test_a_roll_forward_that_does_not_close_says_so() -> None:
     statement, others = coalition_statements()
     document = statement.body()
-    document["points_roll_forward"]["member_balances_at_cut_off"] += 1
-    broken = sign_statement(COALITION_PARTY, statement.sequence, document, KEY)
+    assert isinstance(document, CoalitionStatement)
+    roll = document.points_roll_forward
+    off_by_one = msgspec.structs.replace(
+        roll, member_balances_at_cut_off=roll.member_balances_at_cut_off + 1
+    )
+    broken = sign_statement(msgspec.structs.replace(document, points_roll_forward=off_by_one), KEY)
 
     reconciliation = load(await write(broken, others))["Reconciliation"]
     assert field(reconciliation, "Closing agrees with member balances").value == "NO"

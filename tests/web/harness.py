@@ -63,8 +63,11 @@ class LedgerSnapshot:
     postings: int
     account_sums: Mapping[tuple[str, str], Decimal]
     member_balances: Mapping[str, int]
-    idempotency_keys: frozenset[tuple[str, str, uuid.UUID | None]]
+    member_held: Mapping[str, int]
+    idempotency_keys: frozenset[tuple[str, str, uuid.UUID | None, uuid.UUID | None]]
     entry_metadata: int
+    holds: frozenset[tuple[uuid.UUID, str]]
+    hold_events: int
 
 
 async def ledger_snapshot(database: Database) -> LedgerSnapshot:
@@ -74,20 +77,27 @@ async def ledger_snapshot(database: Database) -> LedgerSnapshot:
         sums = await connection.fetch(
             "SELECT account, asset, sum(amount) AS total FROM postings GROUP BY account, asset"
         )
-        balances = await connection.fetch("SELECT member_id, balance_points FROM member_balances")
+        balances = await connection.fetch(
+            "SELECT member_id, balance_points, held_points FROM member_balances"
+        )
         keys = await connection.fetch(
-            "SELECT partner_id, idempotency_key, entry_id FROM idempotency_keys"
+            "SELECT partner_id, idempotency_key, entry_id, hold_id FROM idempotency_keys"
         )
         metadata = await connection.fetchval("SELECT count(*) FROM entry_metadata")
+        holds = await connection.fetch("SELECT hold_id, status FROM holds")
+        hold_events = await connection.fetchval("SELECT count(*) FROM hold_events")
     return LedgerSnapshot(
         entries=entries,
         postings=postings,
         account_sums={(r["account"], r["asset"]): r["total"] for r in sums},
         member_balances={r["member_id"]: r["balance_points"] for r in balances},
+        member_held={r["member_id"]: r["held_points"] for r in balances},
         idempotency_keys=frozenset(
-            (r["partner_id"], r["idempotency_key"], r["entry_id"]) for r in keys
+            (r["partner_id"], r["idempotency_key"], r["entry_id"], r["hold_id"]) for r in keys
         ),
         entry_metadata=metadata,
+        holds=frozenset((r["hold_id"], r["status"]) for r in holds),
+        hold_events=hold_events,
     )
 
 

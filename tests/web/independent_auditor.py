@@ -121,7 +121,10 @@ def root_problems(sealed: dict, lines: list[bytes], previous_root: str) -> list[
 def signed_request(entry: dict) -> tuple[str, str] | None:
     """The path and ``Data-Purpose`` of the request that made ``entry`` (None: no partner's
     request makes such an entry). A reversal's purpose is that of what it reverses, told by its
-    member posting: a reversed issue takes points from the member, a reversed redeem gives."""
+    member posting: a reversed issue takes points from the member, a reversed redeem gives.
+    A capture's redeem names its hold: its request went to the hold's capture."""
+    if entry.get("hold_id") is not None:
+        return f"/v1/holds/{entry['hold_id']}/capture", "redemption"
     if entry["kind"] in SIGNED_PATHS:
         return SIGNED_PATHS[entry["kind"]], PURPOSES[entry["kind"]]
     if entry["kind"] != "reversal":

@@ -2,9 +2,10 @@
 
 Everything here signs and verifies with the PyPI package ``http_message_signatures`` directly
 (``HTTPMessageSigner``/``HTTPMessageVerifier``, ``algorithms.ED25519``, a key resolver), not
-through ``clearhouse.client``: it is the independent RFC 9421 implementation that the server
-must interoperate with. ``clearhouse.crypto.http_signatures.RequestMessage``/``HeaderFields``
-only adapt an ``httpx.Request`` to the package's message interface.
+through the partner client (``clearhouse_client``): it is the independent RFC 9421
+implementation that the server must interoperate with. ``RequestMessage``/``HeaderFields`` of
+``clearhouse.crypto.http_signatures`` only adapt an ``httpx.Request`` to the package's message
+interface.
 
 The profile a request is signed with by default is SPEC 4.1, written out here on its own
 (``profile_components``) rather than taken from the server's code.

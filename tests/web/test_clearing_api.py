@@ -17,6 +17,7 @@ from clearhouse.services import access
 from clearhouse.services.access import Role
 from clearhouse.services.clock import set_ledger_time
 from tests.conftest import fresh_database
+from tests.statements.schema_check import assert_served_as_the_schema_says
 from tests.web.harness import assert_problem, signed_api, utc_now
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -69,6 +70,14 @@ async def test_a_month_through_the_api(tmp_path: Path) -> None:
             f"/v1/audit/statements/{PERIOD}/{partner.partner_id}", headers=auditor
         )
         assert same.json() == own
+        # Served as signed: the canonical document, then its integrity block.
+        integrity = rfc8785.dumps(own["integrity"])
+        assert same.content == canonical[:-1] + b',"integrity":' + integrity + b"}"
+        assert same.content in settled.content  # settling answers with the same statements
+        assert own in settled.json()["statements"]
+        assert_served_as_the_schema_says(own)
+        assert_served_as_the_schema_says(coalition.json())
+        assert coalition.json()["partner_id"] is None
         lines = await api.client.get(f"/v1/audit/periods/{PERIOD}/entries", headers=auditor)
         entries = [json.loads(line) for line in lines.text.splitlines()]
         assert [e["kind"] for e in entries] == ["issue", "redeem"]

@@ -35,7 +35,7 @@ async def test_fifty_concurrent_issues_with_one_idempotency_key_make_one_entry(
     assert after.postings == before.postings + 2
     assert after.member_balances[member] == 17
     (new_key,) = after.idempotency_keys - before.idempotency_keys
-    assert new_key == (partner.partner_id, key, uuid.UUID(entry_ids.pop()))
+    assert new_key == (partner.partner_id, key, uuid.UUID(entry_ids.pop()), None)
     assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == CONCURRENT - 1
     assert len({r.content for r in responses}) == 1
     for response in responses:

@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
 
-from clearhouse.client import AsyncPartnerClient
 from clearhouse.crypto.ed25519 import parse_public_key, verify
 from clearhouse.crypto.http_signatures import (
     HeaderFields,
@@ -31,6 +30,7 @@ from clearhouse.crypto.http_signatures import (
     verify_signature,
 )
 from clearhouse.services import access
+from clearhouse_client import AsyncPartnerClient
 from tests.web.harness import (
     OCCURRED_AT,
     Partner,

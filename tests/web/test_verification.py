@@ -18,11 +18,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from clearhouse.cli import main
-from clearhouse.client import AsyncPartnerClient, ResponseNotSigned
 from clearhouse.services import access, coalition_keys
 from clearhouse.services.access import Role
 from clearhouse.services.clock import set_ledger_time
 from clearhouse.services.database import Database
+from clearhouse_client import AsyncPartnerClient, ResponseNotSigned
 from tests.conftest import _dsn, fresh_database
 from tests.web.harness import Partner, SignedApi, signed_api, utc_now
 from tests.web.signing import verify_receipt

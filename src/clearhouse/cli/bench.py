@@ -93,7 +93,7 @@ def bench_api(seconds: int, concurrency: int, workers: int, out: str) -> None:
     """
     from clearhouse.bench.api import render, run_api_bench, write_report
     from clearhouse.bench.servers import BenchError
-    from clearhouse.client import AsyncPartnerClient
+    from clearhouse_client import AsyncPartnerClient
 
     client_class = AsyncPartnerClient
     settings = read_settings()

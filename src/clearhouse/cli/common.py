@@ -18,6 +18,8 @@ from clearhouse.config import Settings, SettingsError
 from clearhouse.domain.errors import ClearhouseError
 
 if TYPE_CHECKING:
+    from clearhouse.crypto.ed25519 import CoalitionKey
+    from clearhouse.services.composition import Services
     from clearhouse.services.database import Database
 
 T = TypeVar("T")
@@ -46,6 +48,24 @@ def require_master_key(of: Settings) -> bytes:
         return of.require_master_key()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def services(
+    database: Database,
+    with_settings: Settings | None = None,
+    *,
+    coalition_key: CoalitionKey | None = None,
+    master_key: bytes | None = None,
+) -> Services:
+    """The services of this command on ``database`` (the composition root the web app uses)."""
+    from clearhouse.services.composition import Services
+
+    return Services(
+        with_settings or settings(),
+        database,
+        coalition_key=coalition_key,
+        master_key=master_key,
+    )
 
 
 def run(work: Callable[[Database], Awaitable[T]], with_settings: Settings | None = None) -> T:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -47,6 +46,7 @@ def demo(out: Path, database_name: str) -> None:
     from rich.table import Table
 
     from clearhouse.demo import DemoResult, run_demo
+    from clearhouse.statements.model import CoalitionStatement
 
     settings = read_settings()
     console = Console()
@@ -73,34 +73,42 @@ def demo(out: Path, database_name: str) -> None:
         table.add_column(
             column, justify="left" if column in ("partner", "who pays whom") else "right"
         )
-    coalition: dict[str, Any] = {}
+    coalition: CoalitionStatement | None = None
     for statement in result.settlement.statements:
         body = statement.body()
-        if statement.party == "coalition":
+        if isinstance(body, CoalitionStatement):
             coalition = body
             continue
-        issued = sum(line["quantity"] for line in body["lines"] if line["kind"] == "issue")
-        redeemed = sum(line["quantity"] for line in body["lines"] if line["kind"] == "redemption")
+        issued = sum(line.quantity for line in body.lines if line.kind == "issue")
+        redeemed = sum(line.quantity for line in body.lines if line.kind == "redemption")
         table.add_row(
-            body["legal_name"],
+            body.legal_name,
             f"{issued:,}",
             f"{redeemed:,}",
-            f"{body['net']} {body['currency']}",
-            _ARROWS[body["direction"]],
+            f"{body.net} {body.currency}",
+            _ARROWS[body.direction],
         )
+    assert coalition is not None
     console.print(table)
     console.print(
-        f"multilateral check: partners' nets {coalition['partners_net_total']} + coalition margin "
-        f"{coalition['coalition_margin']} = {coalition['multilateral_check']}"
+        f"multilateral check: partners' nets {coalition.partners_net_total} + coalition margin "
+        f"{coalition.coalition_margin} = {coalition.multilateral_check}"
     )
-    roll = coalition["points_roll_forward"]
+    roll = coalition.points_roll_forward
     console.print(
-        f"points: opening {roll['opening']:,} + issued {roll['issued']:,} - redeemed "
-        f"{roll['redeemed']:,} - expired {roll['expired']:,} + adjusted {roll['adjusted']:,} "
-        f"= {roll['closing']:,} = member balances at the cut-off "
-        f"{roll['member_balances_at_cut_off']:,}"
+        f"points: opening {roll.opening:,} + issued {roll.issued:,} - redeemed "
+        f"{roll.redeemed:,} - expired {roll.expired:,} + adjusted {roll.adjusted:,} "
+        f"= {roll.closing:,} = member balances at the cut-off "
+        f"{roll.member_balances_at_cut_off:,}"
     )
     console.print("accepted: " + ", ".join(f"{k} {v}" for k, v in sorted(result.accepted.items())))
+    held = coalition.open_holds_at_cut_off
+    console.print(
+        f"holds: {result.accepted['hold']} authorized, {result.accepted['capture']} captured "
+        f"for at most what they held, {result.accepted['void']} voided, "
+        f"{result.holds_left_open} left to expire ({result.holds_expired} swept at the month's "
+        f"end); open at the cut-off: {held.holds} holding {held.points:,} points"
+    )
     console.print("refused: " + ", ".join(f"{k} {v}" for k, v in sorted(result.refused.items())))
     console.print(
         f"erased: {result.erased_member}; ledger root {result.settlement.period.root.hex()}"

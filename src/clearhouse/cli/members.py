@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from clearhouse.cli.common import echo_json, emit, json_option, require_master_key, run, settings
+from clearhouse.cli.common import (
+    echo_json,
+    emit,
+    json_option,
+    require_master_key,
+    run,
+    services,
+    settings,
+)
 from clearhouse.cli.entries import entry_fields
 
 if TYPE_CHECKING:
@@ -17,17 +25,12 @@ if TYPE_CHECKING:
 
 
 def _members(database: Database) -> Members:
-    from clearhouse.services.contracts import ContractBook
-    from clearhouse.services.members import Members
-
-    return Members(database, ContractBook(database), require_master_key(settings()))
+    chosen = settings()
+    return services(database, chosen, master_key=require_master_key(chosen)).members
 
 
 def _ledger(database: Database) -> Ledger:
-    from clearhouse.services.contracts import ContractBook
-    from clearhouse.services.posting import Ledger
-
-    return Ledger(database, ContractBook(database), settings().timezone.key)
+    return services(database).ledger
 
 
 def _posted(posted: PostedEntry, as_json: bool, said: str) -> None:

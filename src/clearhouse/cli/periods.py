@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from clearhouse.cli.common import echo_json, emit, json_option, progress, run, settings
+from clearhouse.cli.common import echo_json, emit, json_option, progress, run, services, settings
 from clearhouse.config import Settings
 
 if TYPE_CHECKING:
@@ -20,14 +20,13 @@ if TYPE_CHECKING:
 def clearing(database: Database, settings: Settings, *, make_key: bool = True) -> Clearing:
     """Clearing with the coalition's key; only settling may make the key on a first run."""
     from clearhouse.crypto.ed25519 import CoalitionKey, load_or_create_private_key
-    from clearhouse.services.clearing import Clearing
 
     if not make_key and not settings.signing_key_file.exists():
         raise click.ClickException(
             f"no coalition key at {settings.signing_key_file} (CLEARHOUSE_SIGNING_KEY_FILE)"
         )
     key = CoalitionKey.of(load_or_create_private_key(settings.signing_key_file))
-    return Clearing(database, zone=settings.timezone, key=key, coalition=settings.coalition_name)
+    return services(database, settings, coalition_key=key).clearing
 
 
 def _period_fields(p: SealedPeriod) -> dict[str, Any]:
@@ -97,6 +96,8 @@ def settle(month: str, out: Path | None, as_json: bool) -> None:
 
     Example: clearhouse settle 2026-11 --out reports/2026-11
     """
+    from clearhouse.statements.model import PartnerStatement
+
     chosen = settings()
 
     async def _settle(database: Database) -> Settlement:
@@ -110,8 +111,9 @@ def settle(month: str, out: Path | None, as_json: bool) -> None:
             out.mkdir(parents=True, exist_ok=True)
             writing = bars.add_task("writing workbooks", total=len(settlement.statements))
             for statement in settlement.statements:
+                served = json.loads(statement.served_json())
                 (out / f"{statement.party}.json").write_text(
-                    json.dumps(statement.with_integrity(), indent=2, sort_keys=True) + "\n"
+                    json.dumps(served, indent=2, sort_keys=True) + "\n"
                 )
                 with (out / f"{statement.party}.xlsx").open("wb") as workbook:
                     await settling.write_workbook(month, statement.party, workbook)
@@ -120,19 +122,21 @@ def settle(month: str, out: Path | None, as_json: bool) -> None:
 
     settlement = run(_settle)
     if as_json:
-        click.echo(json.dumps([s.with_integrity() for s in settlement.statements], indent=2))
+        served = [json.loads(s.served_json()) for s in settlement.statements]
+        click.echo(json.dumps(served, indent=2))
         return
     verb = "settled" if settlement.settled_now else "was settled before"
     click.echo(f"{month} {verb}; root {settlement.period.root.hex()}")
-    rows = [
-        {
-            "party": s.party,
-            "net": s.body().get("net", s.body().get("coalition_margin")),
-            "direction": s.body().get("direction", "margin"),
-            "sha256": s.sha256.hex(),
-        }
-        for s in settlement.statements
-    ]
+    rows = []
+    for s in settlement.statements:
+        body = s.body()
+        if isinstance(body, PartnerStatement):
+            net, direction = body.net, body.direction.value
+        else:
+            net, direction = body.coalition_margin, "margin"
+        rows.append(
+            {"party": s.party, "net": net, "direction": direction, "sha256": s.sha256.hex()}
+        )
     emit(rows, False, f"Statements {month}")
 
 

@@ -1,8 +1,9 @@
-"""``clearhouse statement``: reading the signed statements of settled periods."""
+"""``clearhouse statement``: reading the signed statements of settled periods, and their schema."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -34,7 +35,27 @@ def statement_show(month: str, party: str) -> None:
     async def _show(database: Database) -> SignedStatement:
         return await signed_statement(database, month, party)
 
-    click.echo(json.dumps(run(_show).with_integrity(), indent=2, sort_keys=True))
+    served = json.loads(run(_show).served_json())
+    click.echo(json.dumps(served, indent=2, sort_keys=True))
+
+
+@statement.command("schema")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def statement_schema(out: Path | None) -> None:
+    """Write the JSON Schema of statements as served (default: to standard output).
+
+    The schema shipped as src/clearhouse/statements/schema.json is this output; write it
+    again there after changing a statement's types.
+    Example: clearhouse statement schema --out src/clearhouse/statements/schema.json
+    """
+    from clearhouse.statements.model import statement_schema_text
+
+    text = statement_schema_text()
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        click.echo(f"schema written to {out}")
 
 
 COMMANDS = [statement]

@@ -2,7 +2,8 @@
 
 Partners hand in public keys as PEM (SubjectPublicKeyInfo) or as the 32 raw bytes in base64;
 Clearhouse stores the raw bytes. The coalition's own signing key lives in a PEM file (PKCS#8),
-readable only by its owner.
+readable only by its owner; it is read by the function that reads a partner's private key in
+the partner client (``clearhouse_client.keys``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from clearhouse.domain.errors import InvalidRequest
+from clearhouse_client import keys
 
 RAW_KEY_LENGTH = 32
 
@@ -68,10 +70,12 @@ def public_pem(public_key: bytes) -> bytes:
 
 
 def load_private_key(pem: bytes) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(pem, password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise InvalidRequest("the private key is not an Ed25519 key")
-    return key
+    """The Ed25519 key of a PEM file, read as the partner client reads one; a key of another
+    kind is an ``InvalidRequest``."""
+    try:
+        return keys.load_private_key(pem)
+    except keys.NotAnEd25519Key as exc:
+        raise InvalidRequest(str(exc)) from exc
 
 
 def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:

@@ -66,37 +66,41 @@ def canonical_entry(
     signature: str | None,
     content_digest: str | None,
     signature_base: str | None,
+    hold_id: UUID | None = None,
 ) -> bytes:
     """What never changes of an entry, as canonical JSON: the leaf of its period's tree.
 
     Neither metadata (removed by retention) nor personal data (erased) is part of it, so the
     roots verify after both. With the partner's public key, ``signature_base`` and ``signature``
     verify the partner's signature from this line alone (``evidence`` says when there is none).
+    A capture's redeem names its hold (``hold_id``, on captures only): its request went to
+    ``/v1/holds/{hold_id}/capture``.
     """
-    return canonical_json(
-        {
-            "entry_id": str(entry_id),
-            "kind": kind,
-            "partner_id": partner_id,
-            "member_id": member_id,
-            "points": points,
-            "postings": [
-                {
-                    "account": account,
-                    "asset": asset,
-                    "amount": int(amount) if asset == "PTS" else str(amount),
-                }
-                for account, asset, amount in sorted(postings, key=lambda p: (p[0], p[1]))
-            ],
-            "contract_version": contract_version,
-            "occurred_at": None if occurred_at is None else utc_text(occurred_at),
-            "recorded_at": utc_text(recorded_at),
-            "reference": reference,
-            "reversal_of": None if reversal_of is None else str(reversal_of),
-            "signature_input": signature_input,
-            "signature": signature,
-            "content_digest": content_digest,
-            "signature_base": signature_base,
-            "evidence": evidence_of(kind, signature),
-        }
-    )
+    line: dict[str, object] = {
+        "entry_id": str(entry_id),
+        "kind": kind,
+        "partner_id": partner_id,
+        "member_id": member_id,
+        "points": points,
+        "postings": [
+            {
+                "account": account,
+                "asset": asset,
+                "amount": int(amount) if asset == "PTS" else str(amount),
+            }
+            for account, asset, amount in sorted(postings, key=lambda p: (p[0], p[1]))
+        ],
+        "contract_version": contract_version,
+        "occurred_at": None if occurred_at is None else utc_text(occurred_at),
+        "recorded_at": utc_text(recorded_at),
+        "reference": reference,
+        "reversal_of": None if reversal_of is None else str(reversal_of),
+        "signature_input": signature_input,
+        "signature": signature,
+        "content_digest": content_digest,
+        "signature_base": signature_base,
+        "evidence": evidence_of(kind, signature),
+    }
+    if hold_id is not None:
+        line["hold_id"] = str(hold_id)
+    return canonical_json(line)

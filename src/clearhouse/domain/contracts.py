@@ -22,12 +22,15 @@ from typing import Any, Final
 import msgspec
 
 from clearhouse.domain.errors import LimitExceeded
+from clearhouse.domain.holds import HOLD_SECONDS_CONTRACT_DEFAULT
 from clearhouse.domain.money import POINTS_PER_ENTRY_MAX
 from clearhouse.domain.purposes import DataField, LegalBasis, Purpose, PurposeGrant
 
 RATE_PATTERN: Final = re.compile(r"^-?\d+(\.\d+)?$")
 RATE_DECIMALS_MAX: Final = 6
 RETENTION_DAYS_MAX: Final = 3650
+MAX_HOLD_SECONDS_MAX: Final = 90 * 86_400
+"""No hold reserves points for longer than 90 days, whatever a contract says."""
 ID_PATTERN: Final = re.compile(r"^[!-9;-~]{1,64}$")
 
 
@@ -44,6 +47,8 @@ class LimitTerms(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_points_per_transaction: int
     max_points_per_member_per_day: int
     """Per member, per calendar day in the coalition's time zone, per kind (issue, redeem)."""
+    max_hold_seconds: int = HOLD_SECONDS_CONTRACT_DEFAULT
+    """The longest a hold may reserve a member's points, in seconds (default seven days)."""
 
 
 class PurposeTerms(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -95,6 +100,7 @@ class ContractVersion:
     grants: Mapping[Purpose, PurposeGrant]
     sha256: str
     source: str
+    max_hold_seconds: int = HOLD_SECONDS_CONTRACT_DEFAULT
 
 
 class ContractInvalid(ValueError):
@@ -213,6 +219,10 @@ def parse_contract(name: str, data: bytes) -> ContractVersion:
     ):
         if not 1 <= limit <= POINTS_PER_ENTRY_MAX:
             problems.append((key, f"must lie between 1 and {POINTS_PER_ENTRY_MAX}, not {limit}"))
+    if not 1 <= contract.limits.max_hold_seconds <= MAX_HOLD_SECONDS_MAX:
+        problems.append(
+            ("limits.max_hold_seconds", f"must lie between 1 and {MAX_HOLD_SECONDS_MAX}")
+        )
     for purpose, terms in contract.purposes.items():
         if len(set(terms.fields)) != len(terms.fields):
             problems.append((f"purposes.{purpose.value}.fields", "a field is listed twice"))
@@ -236,6 +246,7 @@ def parse_contract(name: str, data: bytes) -> ContractVersion:
         fee_per_entry=fee,
         max_points_per_transaction=contract.limits.max_points_per_transaction,
         max_points_per_member_per_day=contract.limits.max_points_per_member_per_day,
+        max_hold_seconds=contract.limits.max_hold_seconds,
         grants={
             purpose: PurposeGrant(terms.legal_basis, frozenset(terms.fields), terms.retention_days)
             for purpose, terms in contract.purposes.items()

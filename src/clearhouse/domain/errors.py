@@ -12,6 +12,12 @@ The tree::
     ├── UnknownMember          unknown_member
     ├── MemberErased           member_erased: the member's personal data was erased
     ├── LimitExceeded          limit_exceeded: a contract limit
+    ├── CaptureExceedsHold     capture_exceeds_hold: a capture of more than the hold reserved
+    ├── HoldNotOpen            a capture or void of a hold that has ended; ``hold_status`` names
+    │   │                      its final state
+    │   ├── HoldAlreadyCaptured    hold_already_captured
+    │   ├── HoldAlreadyVoided      hold_already_voided
+    │   └── HoldExpired            hold_expired
     ├── ConsentRequired        consent_required: the purpose needs the member's consent
     ├── IdempotencyKeyReused   idempotency_key_reused: same key, different request
     ├── IdempotencyKeyInUse    idempotency_key_in_use: same key, still being processed
@@ -49,6 +55,10 @@ class ClearhouseError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+    def extensions(self) -> dict[str, object]:
+        """Members the problem carries besides ``code`` and ``detail`` (none by default)."""
+        return {}
 
 
 class InvalidRequest(ClearhouseError):
@@ -89,6 +99,35 @@ class MemberErased(ClearhouseError):
 
 class LimitExceeded(ClearhouseError):
     code = "limit_exceeded"
+
+
+class CaptureExceedsHold(ClearhouseError):
+    code = "capture_exceeds_hold"
+
+
+class HoldNotOpen(ClearhouseError):
+    """The hold ended before this capture or void; ``hold_status`` is how it ended."""
+
+    code = "internal_error"
+    hold_status = ""
+
+    def extensions(self) -> dict[str, object]:
+        return {"hold_status": self.hold_status}
+
+
+class HoldAlreadyCaptured(HoldNotOpen):
+    code = "hold_already_captured"
+    hold_status = "captured"
+
+
+class HoldAlreadyVoided(HoldNotOpen):
+    code = "hold_already_voided"
+    hold_status = "voided"
+
+
+class HoldExpired(HoldNotOpen):
+    code = "hold_expired"
+    hold_status = "expired"
 
 
 class ConsentRequired(ClearhouseError):

@@ -104,7 +104,10 @@ def signature_base_lines(base: str) -> dict[str, str]:
 
 
 def expected_path(entry: Mapping[str, Any]) -> str:
-    """The path a partner's request for this entry was sent to."""
+    """The path a partner's request for this entry was sent to: a capture's redeem went to its
+    hold's capture."""
+    if entry.get("hold_id") is not None:
+        return f"/v1/holds/{entry['hold_id']}/capture"
     if entry["kind"] == "reversal":
         return f"/v1/transactions/{entry['reversal_of']}/reversals"
     return f"/v1/transactions/{entry['kind']}"

@@ -49,9 +49,11 @@ from clearhouse.statements.documents import (
     partner_document,
     sign_statement,
 )
+from clearhouse.statements.model import CoalitionStatement
 from clearhouse.statements.workbook import write_statement_workbook
 from clearhouse.storage import clearing as store
 from clearhouse.storage import contracts as contract_store
+from clearhouse.storage import holds as hold_store
 from clearhouse.storage import ledger as ledger_store
 from clearhouse.storage.clearing import StatementRow
 from clearhouse.storage.sqlstates import domain_error
@@ -72,8 +74,9 @@ async def _previous_closing(connection: Any, period: str) -> int | None:
     rows = await store.fetch_statements(connection, previous.period, COALITION_PARTY)
     if not rows:
         return None
-    closing = as_signed(rows[0]).body()["points_roll_forward"]["closing"]
-    return int(closing)
+    coalition = as_signed(rows[0]).body()
+    assert isinstance(coalition, CoalitionStatement)
+    return coalition.points_roll_forward.closing
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,23 +278,21 @@ class Clearing:
                 generated_at=now,
                 opening_position=positions[partner_settlement_account(net.partner_id)],
             )
-            statements.append(
-                sign_statement(net.partner_id, document["sequence"], document, self._key)
-            )
-        sequence = await store.statement_sequence(connection, COALITION_PARTY)
-        document = coalition_document(
+            statements.append(sign_statement(document, self._key))
+        coalition = coalition_document(
             period=period,
-            sequence=sequence,
+            sequence=await store.statement_sequence(connection, COALITION_PARTY),
             coalition=self._coalition,
             currency=currency,
             nets=nets,
             legal_names={p: versions[p][-1].legal_name for p in partner_ids},
             margin=margin,
             roll_forward=roll_forward,
+            open_holds=await hold_store.open_at(connection, closed.ends_at),
             ledger_root=closed.root,
             generated_at=now,
         )
-        statements.append(sign_statement(COALITION_PARTY, sequence, document, self._key))
+        statements.append(sign_statement(coalition, self._key))
         for statement in statements:
             await store.insert_statement(
                 connection,

@@ -11,23 +11,27 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from clearhouse.domain.contracts import (
     ContractInvalid,
     ContractProblem,
     ContractVersion,
+    check_points_limit,
     check_versions,
     parse_contract,
 )
-from clearhouse.domain.errors import PurposeNotPermitted
+from clearhouse.domain.errors import ContractChanged, PurposeNotPermitted
 from clearhouse.domain.ledger import partner_accounts
 from clearhouse.domain.purposes import Purpose
 from clearhouse.services.database import Database
 from clearhouse.storage import contracts as store
 from clearhouse.storage import ledger as ledger_store
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +154,27 @@ class ContractBook:
                 f"contract version {version.version} grants nothing for {purpose.value}"
             )
         return version
+
+    async def under_contract(
+        self,
+        partner_id: str,
+        purpose: Purpose,
+        points: int,
+        write: Callable[[ContractVersion], Awaitable[T]],
+    ) -> T:
+        """``write`` under the version in force, which must grant ``purpose`` and allow
+        ``points`` per transaction; once more when the database refuses the version because a
+        newer one took effect since it was cached (``ContractChanged``)."""
+        for attempt in range(2):
+            version = await self.require_grant(partner_id, purpose)
+            check_points_limit(version, points)
+            try:
+                return await write(version)
+            except ContractChanged:
+                self.forget()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
     async def version(self, partner_id: str, number: int) -> ContractVersion | None:
         for version in await self.versions(partner_id):

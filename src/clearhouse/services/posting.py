@@ -9,6 +9,8 @@ refuse with the fields that differ.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -16,15 +18,15 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from clearhouse.domain import ledger as rules
-from clearhouse.domain.contracts import check_points_limit
+from clearhouse.domain.contracts import ContractVersion
 from clearhouse.domain.errors import (
     ClearhouseError,
-    ContractChanged,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     InvalidRequest,
     NotFound,
 )
+from clearhouse.domain.holds import Hold
 from clearhouse.domain.idempotency import (
     differing_fields,
     request_fingerprint,
@@ -44,6 +46,11 @@ from clearhouse.services.database import Database
 from clearhouse.services.metrics import ENTRIES_POSTED
 from clearhouse.storage import ledger as store
 from clearhouse.storage.sqlstates import domain_error
+
+
+class KeyTaken(Exception):
+    """The Idempotency-Key is recorded already, by an earlier or a concurrent twin request:
+    the caller answers with the replay (or ``idempotency_key_reused``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,26 +137,51 @@ class Ledger:
     ) -> PostedEntry:
         """Post under the contract version in force; once more if the database knows a newer."""
         assert draft.partner_id is not None
-        for attempt in range(2):
-            version = await self._contracts.require_grant(draft.partner_id, purpose)
-            check_points_limit(version, draft.points)
-            try:
-                return await self._post(
-                    draft,
-                    occurred_at=request.occurred_at,
-                    reference=request.reference,
-                    metadata=(purpose.value, request.metadata_json)
-                    if request.metadata_json
-                    else None,
-                    idempotency_key=idempotency_key,
-                    contract_version=version.version,
-                    evidence=evidence,
-                )
-            except ContractChanged:
-                self._contracts.forget()
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
+
+        async def post(version: ContractVersion) -> PostedEntry:
+            return await self._post(
+                draft,
+                occurred_at=request.occurred_at,
+                reference=request.reference,
+                metadata=(purpose.value, request.metadata_json) if request.metadata_json else None,
+                idempotency_key=idempotency_key,
+                contract_version=version.version,
+                evidence=evidence,
+            )
+
+        return await self._contracts.under_contract(draft.partner_id, purpose, draft.points, post)
+
+    async def capture(
+        self,
+        partner_id: str,
+        hold: Hold,
+        points: int,
+        *,
+        idempotency_key: str,
+        request_sha256: bytes,
+        evidence: Evidence,
+        metadata_json: str | None,
+    ) -> Entry:
+        """Redeem ``points`` of ``hold`` as its capture: the redeem entry, the hold ended and its
+        points released in one call. ``KeyTaken`` when the Idempotency-Key was recorded before
+        (the holds service answers with its replay)."""
+        draft = rules.redeem_points(partner_id, hold.member_id, points)
+        purpose = Purpose.REDEMPTION
+
+        async def post(version: ContractVersion) -> Entry:
+            return await self._record(
+                draft,
+                occurred_at=hold.occurred_at,
+                reference=hold.reference,
+                metadata=(purpose.value, metadata_json) if metadata_json else None,
+                idempotency_key=idempotency_key,
+                request_sha256=request_sha256,
+                contract_version=version.version,
+                evidence=evidence,
+                hold_id=hold.hold_id,
+            )
+
+        return await self._contracts.under_contract(partner_id, purpose, points, post)
 
     async def reverse(
         self,
@@ -259,47 +291,65 @@ class Ledger:
         if idempotency_key is not None:
             validate_idempotency_key(idempotency_key)
         fingerprint = request_fingerprint(draft.kind.value, fields)
-        entry_id = uuid4()
-        opened = (
-            self._database.driver_connection() if metadata is None else self._database.transaction()
-        )
         try:
-            async with opened as connection:
-                recorded_at, balance = await store.record_entry(
-                    connection,
-                    entry_id,
-                    draft,
-                    contract_version=contract_version,
-                    occurred_at=occurred_at,
-                    reference=reference,
-                    idempotency_key=idempotency_key,
-                    request_sha256=fingerprint if idempotency_key else None,
-                    evidence=evidence,
-                    zone=self._zone,
-                )
-                if metadata is not None:
-                    await store.insert_metadata(
-                        connection, entry_id, metadata[0], metadata[1], recorded_at
-                    )
-        except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name != store.IDEMPOTENCY_CONSTRAINT or draft.partner_id is None:
-                raise
+            entry = await self._record(
+                draft,
+                occurred_at=occurred_at,
+                reference=reference,
+                idempotency_key=idempotency_key,
+                request_sha256=fingerprint if idempotency_key else None,
+                contract_version=contract_version,
+                evidence=evidence,
+                metadata=metadata,
+            )
+        except KeyTaken:
             assert idempotency_key is not None
+            assert draft.partner_id is not None
             async with self._database.driver_connection() as connection:
                 return await _replay(
                     connection, draft.partner_id, idempotency_key, fingerprint, fields
                 )
-        except asyncpg.LockNotAvailableError as exc:
-            raise IdempotencyKeyInUse(
-                "a request with this Idempotency-Key is still being processed; retry later"
-            ) from exc
-        except asyncpg.PostgresError as exc:
-            error = domain_error(exc)
-            if error is None:
-                raise
-            raise error from exc
+        return PostedEntry(entry)
+
+    async def _record(
+        self,
+        draft: EntryDraft,
+        *,
+        occurred_at: datetime | None,
+        reference: str | None,
+        idempotency_key: str | None,
+        request_sha256: bytes | None,
+        contract_version: int | None,
+        evidence: Evidence,
+        metadata: tuple[str, str] | None,
+        hold_id: UUID | None = None,
+    ) -> Entry:
+        """Record the entry in one call (its metadata in the same transaction); a refusal
+        becomes its domain error, an Idempotency-Key recorded before ``KeyTaken``."""
+        entry_id = uuid4()
+        opened = (
+            self._database.driver_connection() if metadata is None else self._database.transaction()
+        )
+        async with refusals_as_errors(keyed=draft.partner_id is not None), opened as connection:
+            recorded_at, balance = await store.record_entry(
+                connection,
+                entry_id,
+                draft,
+                contract_version=contract_version,
+                occurred_at=occurred_at,
+                reference=reference,
+                idempotency_key=idempotency_key,
+                request_sha256=request_sha256,
+                evidence=evidence,
+                zone=self._zone,
+                hold_id=hold_id,
+            )
+            if metadata is not None:
+                await store.insert_metadata(
+                    connection, entry_id, metadata[0], metadata[1], recorded_at
+                )
         ENTRIES_POSTED.labels(draft.kind.value).inc()
-        entry = Entry(
+        return Entry(
             entry_id=entry_id,
             kind=draft.kind,
             partner_id=draft.partner_id,
@@ -312,7 +362,27 @@ class Ledger:
             reference=reference,
             reversal_of=draft.reversal_of,
         )
-        return PostedEntry(entry)
+
+
+@asynccontextmanager
+async def refusals_as_errors(*, keyed: bool = True) -> AsyncIterator[None]:
+    """Around a call of the ledger's database functions: a refusal (a ``CH`` SQLSTATE) becomes
+    its domain error; with ``keyed``, an Idempotency-Key recorded before becomes ``KeyTaken``."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name != store.IDEMPOTENCY_CONSTRAINT or not keyed:
+            raise
+        raise KeyTaken from exc
+    except asyncpg.LockNotAvailableError as exc:
+        raise IdempotencyKeyInUse(
+            "a request with this Idempotency-Key is still being processed; retry later"
+        ) from exc
+    except asyncpg.PostgresError as exc:
+        error = domain_error(exc)
+        if error is None:
+            raise
+        raise error from exc
 
 
 def _request_fields(
@@ -339,7 +409,7 @@ def _request_fields(
 def _key_reused(entry: Entry | None, fields: dict[str, object]) -> IdempotencyKeyReused:
     if entry is None:
         return IdempotencyKeyReused(
-            "this Idempotency-Key was used before for another operation (an enrolment)"
+            "this Idempotency-Key was used before for another operation (an enrolment or a hold)"
         )
     differing = differing_fields(_fields_of(entry), fields) or ["the request body"]
     return IdempotencyKeyReused(

@@ -1,9 +1,10 @@
-"""Settlement statements as JSON documents: built from the netting, canonicalised, signed.
+"""Settlement statements as signed documents: built from the netting, canonicalised, signed.
 
-A statement's canonical form is its JSON per RFC 8785 without the ``integrity`` block; the
-statement hash is SHA-256 of those bytes, and the signature is Ed25519 over the same bytes with
-the coalition's statement key. The stored bytes are what every later read returns, so a second
-settlement run, an API call and a workbook all show the same statement, byte for byte.
+A statement is one of the types of ``statements.model``. Its canonical form is its JSON per
+RFC 8785 without the ``integrity`` block; the statement hash is SHA-256 of those bytes, and the
+signature is Ed25519 over the same bytes with the coalition's statement key. The stored bytes are
+what every later read returns, so a second settlement run, an API call and a workbook all show
+the same statement, byte for byte.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import base64
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Final
 
 import msgspec
 
@@ -21,13 +23,42 @@ from clearhouse.crypto.ed25519 import CoalitionKey, verify
 from clearhouse.domain.canonical import canonical_json, utc_text
 from clearhouse.domain.contracts import ContractVersion
 from clearhouse.domain.netting import PartnerNet, PointsRollForward
+from clearhouse.domain.netting import StatementLine as NettedLine
+from clearhouse.statements.model import (
+    COALITION_PARTY,
+    CoalitionStatement,
+    ContractTerms,
+    Direction,
+    Integrity,
+    OpenHolds,
+    PartnerPosition,
+    PartnerStatement,
+    RollForward,
+    ServedStatement,
+    Statement,
+    StatementLine,
+    decode_statement,
+    served,
+)
 
-COALITION_PARTY = "coalition"
+__all__ = [
+    "COALITION_PARTY",
+    "WHO_PAYS",
+    "SignedStatement",
+    "coalition_document",
+    "money",
+    "partner_document",
+    "sign_statement",
+    "statement_problems",
+    "who_pays",
+]
 
-WHO_PAYS = {
-    "coalition_pays_partner": "the coalition pays {partner}",
-    "partner_pays_coalition": "{partner} pays the coalition",
-    "nothing_due": "nothing is due either way",
+_INTEGRITY: Final = msgspec.json.Encoder()
+
+WHO_PAYS: Final = {
+    Direction.COALITION_PAYS_PARTNER: "the coalition pays {partner}",
+    Direction.PARTNER_PAYS_COALITION: "{partner} pays the coalition",
+    Direction.NOTHING_DUE: "nothing is due either way",
 }
 
 
@@ -41,34 +72,45 @@ class SignedStatement:
     signature: bytes
     key_id: str
 
-    def body(self) -> dict[str, Any]:
-        return dict(msgspec.json.decode(self.document))
+    def body(self) -> Statement:
+        """The signed document: the coalition's statement, or a partner's."""
+        return decode_statement(self.party, self.document)
 
-    def with_integrity(self) -> dict[str, Any]:
+    def integrity(self) -> Integrity:
+        return Integrity(
+            algorithm="ed25519",
+            canonicalization="RFC 8785 (JCS), without this integrity block",
+            key_id=self.key_id,
+            sha256=self.sha256.hex(),
+            signature=base64.b64encode(self.signature).decode(),
+        )
+
+    def with_integrity(self) -> ServedStatement:
         """The statement as served: the document plus its hash, signature and key id."""
-        return {
-            **self.body(),
-            "integrity": {
-                "algorithm": "ed25519",
-                "canonicalization": "RFC 8785 (JCS), without this integrity block",
-                "key_id": self.key_id,
-                "sha256": self.sha256.hex(),
-                "signature": base64.b64encode(self.signature).decode(),
-            },
-        }
+        return served(self.body(), self.integrity())
+
+    def served_json(self) -> bytes:
+        """``with_integrity`` as the JSON that is served and written: the stored document, its
+        integrity block added last. Spliced into the stored bytes, not encoded again, so a
+        statement reads exactly as it was signed even after statements have gained a field,
+        and an altered one is served as it is stored, for its hash to tell."""
+        fields = msgspec.json.decode(self.document)
+        if not isinstance(fields, dict) or not fields:
+            raise ValueError(f"the stored statement of {self.party} is not a JSON object")
+        head = self.document.rstrip()
+        return head[:-1] + b',"integrity":' + _INTEGRITY.encode(self.integrity()) + b"}"
 
 
 def money(amount: Decimal) -> str:
     return f"{amount:.2f}"
 
 
-def sign_statement(
-    party: str, sequence: int, document: Mapping[str, Any], key: CoalitionKey
-) -> SignedStatement:
-    canonical = canonical_json(document)
+def sign_statement(statement: Statement, key: CoalitionKey) -> SignedStatement:
+    """``statement`` canonicalised and signed; its party is its partner, or the coalition."""
+    canonical = canonical_json(msgspec.to_builtins(statement))
     return SignedStatement(
-        party,
-        sequence,
+        statement.partner_id or COALITION_PARTY,
+        statement.sequence,
         canonical,
         hashlib.sha256(canonical).digest(),
         key.sign(canonical),
@@ -79,15 +121,51 @@ def sign_statement(
 def statement_problems(
     statement: SignedStatement, public_key: bytes, ledger_root: bytes
 ) -> list[str]:
-    """What does not match in a stored statement: hash, signature, or the period's root."""
+    """What does not match in a stored statement: hash, signature, shape, or the period's root."""
     problems = []
     if hashlib.sha256(statement.document).digest() != statement.sha256:
         problems.append("its SHA-256 does not match its document")
     if not verify(public_key, statement.signature, statement.document):
         problems.append(f"its signature does not verify with key {statement.key_id}")
-    if statement.body().get("ledger_root") != ledger_root.hex():
+    try:
+        body = statement.body()
+    except msgspec.DecodeError as exc:
+        problems.append(f"its document is not a statement: {exc}")
+        return problems
+    if body.ledger_root != ledger_root.hex():
         problems.append("it names another ledger root than the period's")
     return problems
+
+
+def _line(line: NettedLine) -> StatementLine:
+    return StatementLine(
+        contract_version=line.contract_version,
+        kind=line.kind,
+        points=line.points,
+        reversed_points=line.reversed_points,
+        quantity=line.quantity,
+        rate=str(line.rate),
+        amount=money(line.amount),
+    )
+
+
+def _terms(version: ContractVersion) -> ContractTerms:
+    return ContractTerms(
+        version=version.version,
+        effective_from=utc_text(version.effective_from),
+        sha256=version.sha256,
+        issue_rate=str(version.issue_rate),
+        redemption_rate=str(version.redemption_rate),
+        fee_per_entry=str(version.fee_per_entry),
+        max_points_per_transaction=version.max_points_per_transaction,
+        max_points_per_member_per_day=version.max_points_per_member_per_day,
+    )
+
+
+def who_pays(direction: Direction, legal_name: str, net: Decimal, currency: str) -> str:
+    """Who pays whom, in words: ``Bäckerei Schmidt GmbH pays the coalition: 12.00 EUR``."""
+    words = WHO_PAYS[direction].format(partner=legal_name)
+    return words if not net else f"{words}: {money(abs(net))} {currency}"
 
 
 def partner_document(
@@ -101,57 +179,33 @@ def partner_document(
     versions: Sequence[ContractVersion],
     entries: int,
     ledger_root: bytes,
-    generated_at: Any,
+    generated_at: datetime,
     opening_position: Decimal,
-) -> dict[str, Any]:
-    used = sorted({line.contract_version for line in net.lines})
-    return {
-        "statement_id": f"{period}/{net.partner_id}",
-        "sequence": sequence,
-        "coalition": coalition,
-        "partner_id": net.partner_id,
-        "legal_name": legal_name,
-        "period": period,
-        "currency": currency,
-        "generated_at": utc_text(generated_at),
-        "ledger_root": ledger_root.hex(),
-        "entries": entries,
-        "lines": [
-            {
-                "contract_version": line.contract_version,
-                "kind": line.kind.value,
-                "points": line.points,
-                "reversed_points": line.reversed_points,
-                "quantity": line.quantity,
-                "rate": str(line.rate),
-                "amount": money(line.amount),
-            }
-            for line in net.lines
-        ],
-        "issue_amount": money(net.issue_amount),
-        "redemption_amount": money(net.redemption_amount),
-        "fees": money(net.fees),
-        "net": money(net.net),
-        "direction": net.direction,
-        "who_pays": WHO_PAYS[net.direction].format(partner=legal_name)
-        + ("" if not net.net else f": {money(abs(net.net))} {currency}"),
-        "opening_position": money(opening_position),
-        "closing_position": money(opening_position + net.net),
-        "contract_versions": [
-            {
-                "version": v.version,
-                "effective_from": utc_text(v.effective_from),
-                "sha256": v.sha256,
-                "issue_rate": str(v.issue_rate),
-                "redemption_rate": str(v.redemption_rate),
-                "fee_per_entry": str(v.fee_per_entry),
-                "max_points_per_transaction": v.max_points_per_transaction,
-                "max_points_per_member_per_day": v.max_points_per_member_per_day,
-            }
-            for v in versions
-            if v.version in used
-        ],
-    }
+) -> PartnerStatement:
+    used = {line.contract_version for line in net.lines}
+    direction = Direction(net.direction)
+    return PartnerStatement(
+        statement_id=f"{period}/{net.partner_id}",
+        sequence=sequence,
+        coalition=coalition,
+        partner_id=net.partner_id,
+        legal_name=legal_name,
+        period=period,
+        currency=currency,
+        generated_at=utc_text(generated_at),
+        ledger_root=ledger_root.hex(),
+        entries=entries,
+        lines=tuple(_line(line) for line in net.lines),
+        issue_amount=money(net.issue_amount),
+        redemption_amount=money(net.redemption_amount),
+        fees=money(net.fees),
+        net=money(net.net),
+        direction=direction,
+        who_pays=who_pays(direction, legal_name, net.net, currency),
+        opening_position=money(opening_position),
+        closing_position=money(opening_position + net.net),
+        contract_versions=tuple(_terms(v) for v in versions if v.version in used),
+    )
 
 
 def coalition_document(
@@ -164,41 +218,43 @@ def coalition_document(
     legal_names: Mapping[str, str],
     margin: Decimal,
     roll_forward: PointsRollForward,
+    open_holds: tuple[int, int],
     ledger_root: bytes,
-    generated_at: Any,
-) -> dict[str, Any]:
+    generated_at: datetime,
+) -> CoalitionStatement:
     total = sum((n.net for n in nets), Decimal("0.00"))
-    return {
-        "statement_id": f"{period}/{COALITION_PARTY}",
-        "sequence": sequence,
-        "coalition": coalition,
-        "partner_id": None,
-        "period": period,
-        "currency": currency,
-        "generated_at": utc_text(generated_at),
-        "ledger_root": ledger_root.hex(),
-        "partners": [
-            {
-                "partner_id": n.partner_id,
-                "legal_name": legal_names[n.partner_id],
-                "issue_amount": money(n.issue_amount),
-                "redemption_amount": money(n.redemption_amount),
-                "fees": money(n.fees),
-                "net": money(n.net),
-                "direction": n.direction,
-            }
+    return CoalitionStatement(
+        statement_id=f"{period}/{COALITION_PARTY}",
+        sequence=sequence,
+        coalition=coalition,
+        partner_id=None,
+        period=period,
+        currency=currency,
+        generated_at=utc_text(generated_at),
+        ledger_root=ledger_root.hex(),
+        partners=tuple(
+            PartnerPosition(
+                partner_id=n.partner_id,
+                legal_name=legal_names[n.partner_id],
+                issue_amount=money(n.issue_amount),
+                redemption_amount=money(n.redemption_amount),
+                fees=money(n.fees),
+                net=money(n.net),
+                direction=Direction(n.direction),
+            )
             for n in nets
-        ],
-        "partners_net_total": money(total),
-        "coalition_margin": money(margin),
-        "multilateral_check": money(total + margin),
-        "points_roll_forward": {
-            "opening": roll_forward.opening,
-            "issued": roll_forward.issued,
-            "redeemed": roll_forward.redeemed,
-            "expired": roll_forward.expired,
-            "adjusted": roll_forward.adjusted,
-            "closing": roll_forward.closing,
-            "member_balances_at_cut_off": roll_forward.closing_member_balances,
-        },
-    }
+        ),
+        partners_net_total=money(total),
+        coalition_margin=money(margin),
+        multilateral_check=money(total + margin),
+        open_holds_at_cut_off=OpenHolds(holds=open_holds[0], points=open_holds[1]),
+        points_roll_forward=RollForward(
+            opening=roll_forward.opening,
+            issued=roll_forward.issued,
+            redeemed=roll_forward.redeemed,
+            expired=roll_forward.expired,
+            adjusted=roll_forward.adjusted,
+            closing=roll_forward.closing,
+            member_balances_at_cut_off=roll_forward.closing_member_balances,
+        ),
+    )

@@ -135,7 +135,7 @@ async def canonical_entries(
         """
         SELECT e.entry_id, e.kind, e.partner_id, e.member_id, e.points, e.contract_version,
                e.occurred_at, e.recorded_at, e.reference, e.reversal_of, e.signature_input,
-               e.signature, e.content_digest, e.signature_base,
+               e.signature, e.content_digest, e.signature_base, e.hold_id,
                (SELECT array_agg(ROW(p.account, p.asset, p.amount)) FROM postings p
                  WHERE p.entry_id = e.entry_id) AS postings
           FROM entries e
@@ -163,6 +163,7 @@ async def canonical_entries(
             signature=row["signature"],
             content_digest=row["content_digest"],
             signature_base=row["signature_base"],
+            hold_id=row["hold_id"],
         )
 
 

@@ -22,7 +22,7 @@ IDEMPOTENCY_CONSTRAINT = "idempotency_keys_pkey"
 
 _POST = """
 SELECT recorded_at, member_balance_after FROM ledger_post(
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
 """
 
 
@@ -38,8 +38,12 @@ async def record_entry(
     request_sha256: bytes | None,
     evidence: Evidence,
     zone: str,
+    hold_id: UUID | None = None,
 ) -> tuple[datetime, int | None]:
-    """Record ``draft`` as entry ``entry_id``; returns ``(recorded_at, member_balance_after)``."""
+    """Record ``draft`` as entry ``entry_id``; returns ``(recorded_at, member_balance_after)``.
+
+    With ``hold_id`` the entry is the capture of that hold (a redeem): the hold ends in the same
+    call, and its points are released from the member's held points."""
     row = await connection.fetchrow(
         _POST,
         entry_id,
@@ -62,6 +66,7 @@ async def record_entry(
         evidence.content_digest,
         zone,
         evidence.signature_base,
+        hold_id,
     )
     assert row is not None
     return row["recorded_at"], row["member_balance_after"]

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Computed,
     Date,
     DateTime,
     ForeignKey,
@@ -76,6 +77,7 @@ member_balances = Table(
     metadata,
     Column("member_id", Text, ForeignKey("members.member_id"), primary_key=True),
     Column("balance_points", BigInteger, nullable=False, server_default=text("0")),
+    Column("held_points", BigInteger, nullable=False, server_default=text("0")),
 )
 
 accounts = Table(
@@ -106,6 +108,12 @@ entries = Table(
     Column("signature", Text),
     Column("content_digest", Text),
     Column("signature_base", Text),
+    Column(
+        "hold_id",
+        Uuid,
+        ForeignKey("holds.hold_id", deferrable=True, initially="DEFERRED"),
+        unique=True,
+    ),
     Index("entries_recorded_at", "recorded_at", "entry_id"),
     Index("entries_partner_recorded_at", "partner_id", "recorded_at", "entry_id"),
     Index("entries_member", "member_id", "recorded_at"),
@@ -143,7 +151,69 @@ idempotency_keys = Table(
         nullable=False,
         server_default=text("clock_timestamp()"),
     ),
+    Column("hold_id", Uuid, ForeignKey("holds.hold_id", deferrable=True, initially="DEFERRED")),
     PrimaryKeyConstraint("partner_id", "idempotency_key"),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("hold_id", Uuid, primary_key=True),
+    Column("partner_id", Text, ForeignKey("partners.partner_id"), nullable=False),
+    Column("member_id", Text, ForeignKey("members.member_id"), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("contract_version", Integer, nullable=False),
+    Column("reference", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'open'::text")),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("captured_points", BigInteger),
+    Column(
+        "capture_entry_id",
+        Uuid,
+        # entries.hold_id points back: created after both tables, as the migration does.
+        ForeignKey(
+            "entries.entry_id",
+            deferrable=True,
+            initially="DEFERRED",
+            use_alter=True,
+            name="holds_capture_entry_id_fkey",
+        ),
+        unique=True,
+    ),
+    Column("metadata", JSONB),
+    Column("signature_input", Text),
+    Column("signature", Text),
+    Column("content_digest", Text),
+    Column("signature_base", Text),
+    Index(
+        "holds_open_by_member", "member_id", "expires_at", postgresql_where=text("status = 'open'")
+    ),
+    Index(
+        "holds_open_by_expiry", "expires_at", "hold_id", postgresql_where=text("status = 'open'")
+    ),
+    Index("holds_partner", "partner_id", "created_at", "hold_id"),
+    Index("holds_partner_status", "partner_id", "status", "created_at", "hold_id"),
+)
+
+hold_events = Table(
+    "hold_events",
+    metadata,
+    Column("hold_id", Uuid, ForeignKey("holds.hold_id"), nullable=False),
+    Column("event", Text, nullable=False),
+    Column(
+        "final", Boolean, Computed("event <> 'authorized'::text", persisted=True), nullable=False
+    ),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("released_points", BigInteger, nullable=False, server_default=text("0")),
+    Column("member_balance_after", BigInteger),
+    Column("member_held_after", BigInteger),
+    Column("entry_id", Uuid, ForeignKey("entries.entry_id", deferrable=True, initially="DEFERRED")),
+    Column("reason", Text),
+    PrimaryKeyConstraint("hold_id", "final"),
 )
 
 coalition_keys = Table(
@@ -240,6 +310,7 @@ contract_versions = Table(
     Column("fee_per_entry", Numeric(20, 6), nullable=False),
     Column("max_points_per_transaction", BigInteger, nullable=False),
     Column("max_points_per_member_per_day", BigInteger, nullable=False),
+    Column("max_hold_seconds", Integer, nullable=False, server_default=text("604800")),
     Column("purposes", JSONB, nullable=False),
     Column("source", Text, nullable=False),
     Column(

@@ -23,12 +23,10 @@ from clearhouse.config import Settings
 from clearhouse.crypto.ed25519 import CoalitionKey, load_or_create_private_key
 from clearhouse.domain.errors import ClearhouseError
 from clearhouse.services import access
-from clearhouse.services.clearing import Clearing
 from clearhouse.services.coalition_keys import register as register_coalition_key
-from clearhouse.services.contracts import ContractBook
+from clearhouse.services.composition import Services
 from clearhouse.services.database import Database
-from clearhouse.services.members import Members
-from clearhouse.services.posting import Ledger
+from clearhouse.services.holds import Holds
 from clearhouse.web.admin import (
     ClockController,
     ContractAdminController,
@@ -44,6 +42,7 @@ from clearhouse.web.clearing import (
     StatementController,
 )
 from clearhouse.web.health import HealthController, metrics
+from clearhouse.web.holds import HoldController
 from clearhouse.web.limits import ConcurrentRequestsCap, RequestHeaderLimit
 from clearhouse.web.members import MemberController
 from clearhouse.web.partner import TransactionController
@@ -85,8 +84,10 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
             "database": database,
             "coalition_key": coalition_key,
             "signature_verifier": None,
+            "services": None,
             "contracts": None,
             "ledger": None,
+            "holds": None,
             "members": None,
             "clearing": None,
         }
@@ -98,12 +99,13 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         app_state.signature_verifier = SignatureVerifier(
             database, settings.public_base_url, settings.signature_window_s
         )
-        app_state.contracts = ContractBook(database)
-        app_state.ledger = Ledger(database, app_state.contracts, settings.timezone.key)
-        app_state.members = Members(database, app_state.contracts, master_key)
-        app_state.clearing = Clearing(
-            database, zone=settings.timezone, key=coalition_key, coalition=settings.coalition_name
-        )
+        services = Services(settings, database, coalition_key=coalition_key, master_key=master_key)
+        app_state.services = services
+        app_state.contracts = services.contracts
+        app_state.ledger = services.ledger
+        app_state.holds = services.holds
+        app_state.members = services.members
+        app_state.clearing = services.clearing
 
     if database is not None:
         attach(state, database)
@@ -120,12 +122,26 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
                 continue
             log.debug("nonces purged", count=purged)
 
+    async def expire_holds_now_and_then(holds: Holds) -> None:
+        """The holds sweeper: every worker runs one, the database lets one sweep at a time."""
+        while True:
+            await asyncio.sleep(settings.hold_sweep_interval_s)
+            try:
+                ended = await holds.expire_due()
+            except (ClearhouseError, asyncpg.PostgresError) as exc:
+                log.warning("hold sweep failed", error_type=type(exc).__name__)
+                continue
+            if ended:
+                log.info("holds expired", count=ended)
+
     async def open_database(app: Litestar) -> None:
         if app.state.database is None:
             attach(app.state, Database.for_settings(settings, pool_size=settings.db_pool_size))
         # Published before it signs a receipt; a retired key's file refuses to start.
         await register_coalition_key(app.state.database, coalition_key)
         background.add(asyncio.create_task(purge_nonces_now_and_then(app.state.database)))
+        if settings.hold_sweep_interval_s:
+            background.add(asyncio.create_task(expire_holds_now_and_then(app.state.holds)))
 
     async def close_database(app: Litestar) -> None:
         for task in background:
@@ -135,7 +151,12 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
 
     partner_api = Router(
         path="/",
-        route_handlers=[TransactionController, MemberController, StatementController],
+        route_handlers=[
+            TransactionController,
+            HoldController,
+            MemberController,
+            StatementController,
+        ],
         middleware=[PartnerSignatureMiddleware(settings.body_max_bytes)],
         opt={SIGNED_ROUTE: True},
         before_request=check_signed_body,

@@ -8,7 +8,8 @@ import io
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Final
 
-from litestar import Controller, Request, Response, get, post
+import msgspec
+from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
@@ -47,7 +48,7 @@ async def _statement_response(
             media_type=XLSX,
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
-    return Response(statement.with_integrity())
+    return Response(statement.served_json(), media_type=MediaType.JSON)
 
 
 def _period_out(row: Any) -> dict[str, Any]:
@@ -131,7 +132,7 @@ class PeriodAdminController(Controller):
         return {
             **_period_out(settlement.period),
             "settled_now": settlement.settled_now,
-            "statements": [s.with_integrity() for s in settlement.statements],
+            "statements": [msgspec.Raw(s.served_json()) for s in settlement.statements],
         }
 
 

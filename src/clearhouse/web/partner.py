@@ -7,9 +7,6 @@ another partner's id is ``404 not_found``, never a hint that it exists.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
 from typing import Annotated, Any, Final
 from uuid import UUID
 
@@ -26,6 +23,7 @@ from clearhouse.services import entries
 from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
 from clearhouse.services.posting import Ledger, PointsRequest, PostedEntry
+from clearhouse.web.paging import decode_cursor, encode_cursor
 from clearhouse.web.problems import problem_responses
 from clearhouse.web.schemas import (
     Entry,
@@ -33,7 +31,6 @@ from clearhouse.web.schemas import (
     PointsBody,
     ReversalBody,
     entry_out,
-    rfc3339,
     strict_body,
 )
 from clearhouse.web.signatures import VerifiedPartner
@@ -94,7 +91,7 @@ async def require_granted(request: Request[Any, Any, Any], purpose: str) -> Veri
     return partner
 
 
-def _evidence(partner: VerifiedPartner) -> records.Evidence:
+def evidence_of(partner: VerifiedPartner) -> records.Evidence:
     return records.Evidence(
         partner.signature_input,
         partner.signature,
@@ -118,20 +115,6 @@ async def _points_request(request: Request[Any, Any, Any]) -> PointsRequest:
     if metadata is not None and "\\u0000" in metadata:
         raise InvalidRequest("metadata must not hold NUL characters", field="metadata")
     return PointsRequest(data.member_id, data.points, data.occurred_at, data.reference, metadata)
-
-
-def _encode_cursor(row: records.Entry) -> str:
-    raw = f"{rfc3339(row.recorded_at)}|{row.entry_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, entry_id = raw.split("|")
-        return datetime.fromisoformat(moment.replace("Z", "+00:00")), UUID(entry_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidRequest("the cursor is not one this API gave out", field="cursor") from exc
 
 
 class TransactionController(Controller):
@@ -159,7 +142,7 @@ class TransactionController(Controller):
             partner.partner_id,
             await _points_request(request),
             idempotency_key=idempotency_key,
-            evidence=_evidence(partner),
+            evidence=evidence_of(partner),
         )
         return _written(posted, settings)
 
@@ -182,7 +165,7 @@ class TransactionController(Controller):
             partner.partner_id,
             await _points_request(request),
             idempotency_key=idempotency_key,
-            evidence=_evidence(partner),
+            evidence=evidence_of(partner),
         )
         return _written(posted, settings)
 
@@ -213,7 +196,7 @@ class TransactionController(Controller):
             points=body.points,
             reason=body.reason,
             idempotency_key=idempotency_key,
-            evidence=_evidence(partner),
+            evidence=evidence_of(partner),
         )
         return _written(posted, request.app.state.settings)
 
@@ -246,12 +229,12 @@ class TransactionController(Controller):
         partner = await require_granted(request, "settlement")
         settings: Settings = request.app.state.settings
         start, end = period_bounds(period, settings.timezone)
-        after = None if cursor is None else _decode_cursor(cursor)
+        after = None if cursor is None else decode_cursor(cursor)
         rows = await entries.own_entries_page(
             request.app.state.database, partner.partner_id, start, end, after, limit + 1
         )
         page, more = rows[:limit], len(rows) > limit
         return EntryPage(
             entries=[entry_out(r, settings.timezone, with_balance=False) for r in page],
-            next_cursor=_encode_cursor(page[-1]) if more else None,
+            next_cursor=encode_cursor(page[-1].recorded_at, page[-1].entry_id) if more else None,
         )

@@ -82,9 +82,10 @@ def problem_exception(
     *,
     headers: dict[str, str] | None = None,
     errors: Sequence[RequestFault] = (),
+    extensions: dict[str, object] | None = None,
 ) -> ProblemDetailsException:
     status, title = PROBLEMS[code]
-    extra: dict[str, Any] = {"code": code}
+    extra: dict[str, Any] = {"code": code, **(extensions or {})}
     if errors:
         extra["errors"] = as_json(errors)
     return ProblemDetailsException(
@@ -103,7 +104,9 @@ def _from_domain(request: Request[Any, Any, Any], exc: ClearhouseError) -> Probl
     if exc.code == "invalid_request":
         invalid = exc if isinstance(exc, InvalidRequest) else InvalidRequest(exc.detail)
         errors = domain_faults(request, invalid)
-    return problem_exception(exc.code, exc.detail, headers=headers, errors=errors)
+    return problem_exception(
+        exc.code, exc.detail, headers=headers, errors=errors, extensions=exc.extensions()
+    )
 
 
 def _from_http(request: Request[Any, Any, Any], exc: HTTPException) -> ProblemDetailsException:

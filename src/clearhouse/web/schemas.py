@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 from litestar import Request
 
-from clearhouse.domain import records
+from clearhouse.domain import holds, records
 from clearhouse.domain.periods import period_of
 from clearhouse.web.bad_requests import refused_body
 
@@ -53,6 +53,60 @@ class Entry(msgspec.Struct, frozen=True):
     reversal_of: UUID | None
     contract_version: int | None
     member_balance: int | None = None
+
+
+class HoldBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """An authorization: reserve ``points`` of the member's available points."""
+
+    member_id: str
+    points: int
+    reference: str
+    occurred_at: datetime
+    hold_seconds: int | None = None
+    """How long the hold reserves the points (default one day; at most the contract's
+    ``limits.max_hold_seconds``)."""
+    metadata: dict[str, Any] | None = None
+
+
+class CaptureBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A capture of ``points`` (all the hold reserved when absent); the rest is released."""
+
+    points: int | None = None
+
+
+class VoidBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    reason: str | None = None
+
+
+class Hold(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A hold as a partner sees it; after a change, with the member's points right after it
+    (and a capture's redeem entry)."""
+
+    hold_id: UUID
+    status: str
+    """``open``, ``captured``, ``voided`` or ``expired`` (an open hold past ``expires_at`` reads
+    ``expired``: it can no longer be captured)."""
+    partner_id: str
+    member_id: str
+    points: int
+    """The points the hold reserved."""
+    reference: str
+    occurred_at: str
+    created_at: str
+    expires_at: str
+    closed_at: str | None
+    captured_points: int | None
+    capture_entry_id: UUID | None
+    contract_version: int
+    member_balance: int | None = None
+    member_held: int | None = None
+    member_available: int | None = None
+    entry: Entry | None = None
+
+
+class HoldPage(msgspec.Struct, frozen=True):
+    holds: list[Hold]
+    next_cursor: str | None
 
 
 class EntryPage(msgspec.Struct, frozen=True):
@@ -148,6 +202,34 @@ async def strict_body(request: Request[Any, Any, Any], shape: type[T]) -> T:
 def rfc3339(moment: datetime) -> str:
     """UTC with microseconds and ``Z``."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def hold_out(
+    hold: holds.Hold,
+    zone: ZoneInfo,
+    *,
+    member: holds.MemberPoints | None = None,
+    entry: records.Entry | None = None,
+) -> Hold:
+    return Hold(
+        hold_id=hold.hold_id,
+        status=hold.status.value,
+        partner_id=hold.partner_id,
+        member_id=hold.member_id,
+        points=hold.points,
+        reference=hold.reference,
+        occurred_at=rfc3339(hold.occurred_at),
+        created_at=rfc3339(hold.created_at),
+        expires_at=rfc3339(hold.expires_at),
+        closed_at=None if hold.closed_at is None else rfc3339(hold.closed_at),
+        captured_points=hold.captured_points,
+        capture_entry_id=hold.capture_entry_id,
+        contract_version=hold.contract_version,
+        member_balance=None if member is None else member.balance,
+        member_held=None if member is None else member.held,
+        member_available=None if member is None else member.available,
+        entry=None if entry is None else entry_out(entry, zone, with_balance=True),
+    )
 
 
 def key_out(key: records.PartnerKey) -> PartnerKey:

@@ -90,7 +90,7 @@ class ApiBenchReport:
                 "workers": self.workers,
                 "seconds": self.seconds,
                 "server": self.server,
-                "client": "clearhouse.client.AsyncPartnerClient (httpx, HTTP/1.1, loopback), "
+                "client": "clearhouse_client.AsyncPartnerClient (httpx, HTTP/1.1, loopback), "
                 "one per partner, pinned coalition key",
                 "members": MEMBERS,
                 "partners": PARTNERS,

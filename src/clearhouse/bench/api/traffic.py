@@ -26,7 +26,7 @@ CLIENT_TIMEOUT_S: Final = 10.0
 
 
 class PartnerApi(Protocol):
-    """What the benchmark needs of ``clearhouse.client.AsyncPartnerClient``."""
+    """What the benchmark needs of ``clearhouse_client.AsyncPartnerClient``."""
 
     async def issue(self, member_id: str, points: int, *, reference: str) -> object: ...
 

@@ -18,7 +18,8 @@ from clearhouse.bench.servers import (
 )
 from clearhouse.domain.records import SealedPeriod
 from clearhouse.services.database import Database
-from clearhouse.statements.workbook import ENTRY_COLUMNS, EXCEL_MAX_ROWS, entries_sheet_title
+from clearhouse.statements.columns import ENTRY_COLUMNS
+from clearhouse.statements.workbook import EXCEL_MAX_ROWS, entries_sheet_title
 
 RAW_GROUP_BY: Final = """
 SELECT e.partner_id, e.kind, sum(p.amount) AS points, count(*) AS postings
@@ -77,7 +78,7 @@ def bare_rows(count: int, partner_id: str, seed: str) -> Iterator[list[object]]:
 def bare_workbook(party: str, count: int, path: Path) -> WorkbookFile:
     """The reference: a write-only workbook of ``count`` rows of the same ten columns, plain
     values, no formats or cell objects; past Excel's row limit on a further sheet."""
-    header = [name for name, _ in ENTRY_COLUMNS]
+    header = [column.header for column in ENTRY_COLUMNS]
     workbook = Workbook(write_only=True)
     rows = bare_rows(count, party, seed=party)
     left, number = count, 0

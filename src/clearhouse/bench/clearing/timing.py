@@ -46,6 +46,7 @@ from clearhouse.domain.records import SealedPeriod
 from clearhouse.services.clearing import Clearing, Settlement
 from clearhouse.services.database import Database
 from clearhouse.statements.documents import COALITION_PARTY
+from clearhouse.statements.model import CoalitionStatement, PartnerStatement
 
 
 async def _netting(clearing: Clearing) -> None:
@@ -96,17 +97,20 @@ async def run_pass(
     async with measuring(database, traced) as figures.steps["settle"]:
         settlement = await clearing.settle(PERIOD)
     coalition = next(s for s in settlement.statements if s.party == COALITION_PARTY).body()
-    roll = coalition["points_roll_forward"]
+    assert isinstance(coalition, CoalitionStatement)
+    roll = coalition.points_roll_forward
     figures.settlement = {
         "root": closed.root.hex(),
         "entry_count": closed.entry_count,
         "statements": len(settlement.statements),
-        "multilateral_check": coalition["multilateral_check"],
-        "coalition_margin": coalition["coalition_margin"],
-        "roll_forward_closing": roll["closing"],
-        "member_balances_at_cut_off": roll["member_balances_at_cut_off"],
+        "multilateral_check": coalition.multilateral_check,
+        "coalition_margin": coalition.coalition_margin,
+        "roll_forward_closing": roll.closing,
+        "member_balances_at_cut_off": roll.member_balances_at_cut_off,
         "nets": {
-            s.party: s.body()["net"] for s in settlement.statements if s.party != COALITION_PARTY
+            s.party: body.net
+            for s in settlement.statements
+            if isinstance(body := s.body(), PartnerStatement)
         },
     }
 

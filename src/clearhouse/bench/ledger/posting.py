@@ -26,7 +26,7 @@ from clearhouse.storage.sqlstates import SQLSTATE_INSUFFICIENT_POINTS
 
 BARE_POST: Final = """
 SELECT recorded_at, member_balance_after FROM ledger_post(
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
 """
 """The live ``ledger_post`` called positionally with all its parameters, as
 ``storage.ledger.record_entry`` calls it (a test holds the count against the live function)."""
@@ -92,6 +92,7 @@ def bare_post(pool: Any, partner_ids: Sequence[str], member_ids: Sequence[str]) 
                 None,  # p_content_digest
                 BENCH_ZONE,
                 None,  # p_signature_base
+                None,  # p_hold_id: not a capture
             )
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == SQLSTATE_INSUFFICIENT_POINTS:

@@ -1,0 +1,176 @@
+"""Writing the sheets of a statement workbook: columns declared once, cells typed by value.
+
+A table is a sequence of ``Column``: its header, its width, its number format and how to take
+its value from a row. The same declaration writes the header row, sets the column widths and
+makes every cell, so a column cannot get a header without a value or a value without its format.
+A value becomes its cell by its type, in one place (``Sheet.cell``): a string is a quote-prefixed
+text cell (``spreadsheet_text``), never a formula; a moment is a naive UTC date; a number takes
+the column's number format, or none when the column has none; ``None`` is an empty cell.
+
+Sheets are write-only (openpyxl): a row is written out as it is appended, so ``Sheet.row``
+reuses one styled cell per column and kind instead of a new one per value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final, Generic, TypeVar
+
+from openpyxl.cell import Cell, WriteOnlyCell
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
+from clearhouse.statements.spreadsheet_text import put_text, quote_prefixed_cell, text_cell
+
+MONEY_FORMAT: Final = "#,##0.00"
+RATE_FORMAT: Final = "0.000000"
+POINTS_FORMAT: Final = "#,##0"
+DATETIME_FORMAT: Final = "yyyy-mm-dd hh:mm:ss"
+
+_BOLD: Final = Font(bold=True)
+
+Row = TypeVar("Row", contravariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Column(Generic[Row]):
+    """One column of a table: what its header says, how wide it is, how its numbers show,
+    and its value in a row (a string, a number, a moment or ``None``)."""
+
+    header: str
+    """The header; ``{currency}`` in it is replaced by the statement's currency."""
+    width: float
+    number_format: str | None
+    """The format of its numbers and moments; ``None``: as the spreadsheet shows them."""
+    value: Callable[[Row], object]
+
+    def heading(self, currency: str) -> str:
+        return self.header.format(currency=currency)
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """Excel has no time zones: the moment in UTC, without its zone (naive means UTC)."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def utc_moment(text: str) -> datetime:
+    """A statement's RFC 3339 ``…Z`` timestamp as a naive UTC datetime."""
+    return naive_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+class Sheet:
+    """A write-only sheet and the cells it is written with."""
+
+    def __init__(
+        self,
+        workbook: Any,
+        title: str,
+        widths: Sequence[float],
+        *,
+        freeze: str = "A2",
+    ) -> None:
+        self.sheet: WriteOnlyWorksheet = workbook.create_sheet(title)
+        # Both are written before the first row in write-only mode, so they are set first.
+        self.sheet.freeze_panes = freeze
+        for index, width in enumerate(widths, 1):
+            self.sheet.column_dimensions[get_column_letter(index)].width = width
+        self.rows = 0
+        self._reused_cells: dict[tuple[int, str | None], Cell] = {}
+
+    @classmethod
+    def of_table(cls, workbook: Any, title: str, columns: Sequence[Column[Any]]) -> Sheet:
+        """A sheet whose column widths are those of ``columns``."""
+        return cls(workbook, title, [column.width for column in columns])
+
+    def append(self, *values: object) -> None:
+        self.sheet.append(list(values))
+        self.rows += 1
+
+    def blank(self) -> None:
+        self.append()
+
+    def text(self, value: str | None) -> Any:
+        """A string as a quote-prefixed text cell, never a formula (``spreadsheet_text``)."""
+        return None if value is None else text_cell(self.sheet, value)
+
+    def bold(self, value: str) -> Any:
+        cell = self.text(value)
+        cell.font = _BOLD
+        return cell
+
+    def heading(self, *values: str) -> None:
+        self.append(*(self.bold(v) for v in values))
+
+    def cell(self, value: object, number_format: str | None, *, column: int | None = None) -> Any:
+        """``value`` as the cell its type makes (the module's docstring says how); with
+        ``column``, in that table column's reused cell (``row``)."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return self.text(value) if column is None else put_text(self._reused(column), value)
+        if isinstance(value, datetime):
+            value = naive_utc(value)
+        if number_format is None:
+            return value
+        if column is None:
+            cell = WriteOnlyCell(self.sheet)
+            cell.number_format = number_format
+        else:
+            cell = self._reused(column, number_format)
+        cell.value = value
+        return cell
+
+    def money(self, value: str | None) -> Any:
+        """A decimal string of the statement as a number: read as ``Decimal``, never through a
+        float of ours (openpyxl writes it with 16 significant digits, more than Excel keeps)."""
+        return None if value is None else self.cell(Decimal(value), MONEY_FORMAT)
+
+    def points(self, value: int | None) -> Any:
+        return self.cell(value, POINTS_FORMAT)
+
+    def moment(self, value: str | datetime | None) -> Any:
+        moment = utc_moment(value) if isinstance(value, str) else value
+        return self.cell(moment, DATETIME_FORMAT)
+
+    def field(self, label: str, value: object) -> None:
+        """One line of a label/value block: the label as text, the value as given (a cell)."""
+        self.append(self.text(label), self.text(value) if isinstance(value, str) else value)
+
+    def table_heading(self, columns: Sequence[Column[Any]], currency: str = "") -> None:
+        """The bold header row of a table."""
+        self.heading(*(column.heading(currency) for column in columns))
+
+    def row(self, columns: Sequence[Column[Row]], item: Row) -> None:
+        """One row of a table: each column's value of ``item`` in its cell."""
+        self.append(
+            *(
+                self.cell(column.value(item), column.number_format, column=index)
+                for index, column in enumerate(columns)
+            )
+        )
+
+    def rows_of(self, columns: Sequence[Column[Row]], items: Iterable[Row]) -> None:
+        for item in items:
+            self.row(columns, item)
+
+    def _reused(self, column: int, number_format: str | None = None) -> Cell:
+        """The one text cell (``number_format`` None) or number cell of a table's column."""
+        key = (column, number_format)
+        cell = self._reused_cells.get(key)
+        if cell is None:
+            if number_format is None:
+                cell = quote_prefixed_cell(self.sheet)
+            else:
+                cell = WriteOnlyCell(self.sheet)
+                cell.number_format = number_format
+            self._reused_cells[key] = cell
+        return cell
+
+    def close(self) -> None:
+        self.sheet.close()

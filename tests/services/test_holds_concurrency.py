@@ -17,13 +17,16 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import pytest
 
 from clearhouse.domain.errors import (
+    ClearhouseError,
     HoldAlreadyCaptured,
     HoldAlreadyVoided,
     HoldExpired,
     HoldNotOpen,
+    IdempotencyKeyInUse,
     IdempotencyKeyReused,
     InsufficientPoints,
     NotFound,
@@ -425,6 +428,39 @@ async def test_another_partners_hold_is_not_found_for_capture_void_and_reading(
     assert await redeem_entries(database, other) == []
     state = await member_state(database, member)
     assert (state.balance, state.held) == (100, 0)
+
+
+async def test_a_void_that_waits_too_long_on_its_hold_is_not_told_its_key_is_in_use(
+    database: Database, dsn: str
+) -> None:
+    """A writer that keeps the hold locked (here a raw transaction standing in for a slow one)
+    makes a void with a brand-new key wait until the lock timeout: whatever the answer, it is
+    not that this key is being processed, for no other request ever used it; the key stays
+    free for the retry."""
+    partner = await a_partner(database)
+    member = await a_member(database, balance=100, partner_id=partner)
+    holds = holds_of(database)
+    authorized = await holds.authorize(
+        partner, a_hold_request(member, 40), idempotency_key=unique("a")
+    )
+    hold_id = authorized.hold.hold_id
+    key = unique("void")
+    slow_writer = await asyncpg.connect(dsn)
+    try:
+        transaction = slow_writer.transaction()
+        await transaction.start()
+        await slow_writer.execute("SELECT 1 FROM holds WHERE hold_id = $1 FOR UPDATE", hold_id)
+        try:
+            with pytest.raises(ClearhouseError) as refused:
+                await holds.void(partner, hold_id, None, idempotency_key=key)
+        finally:
+            await transaction.rollback()
+    finally:
+        await slow_writer.close()
+    assert not isinstance(refused.value, IdempotencyKeyInUse), refused.value
+    voided = await holds.void(partner, hold_id, None, idempotency_key=key)
+    assert voided.replayed is False
+    assert voided.hold.status is HoldStatus.VOIDED
 
 
 # --- the sweeper -----------------------------------------------------------------------------

@@ -301,3 +301,30 @@ async def test_the_database_refuses_a_negative_member_balance(dsn: str, database
     finally:
         await connection.close()
     assert await _balance(database, member) == 3
+
+
+async def test_a_twin_still_at_work_after_the_lock_wait_is_idempotency_key_in_use(
+    database: Database, dsn: str
+) -> None:
+    """Only a wait on the key's own index reads as "in use"; the twin here never commits."""
+    from clearhouse.domain.errors import IdempotencyKeyInUse
+
+    partner = await a_partner(database)
+    member = await a_member(database)
+    twin = await asyncpg.connect(dsn)
+    try:
+        transaction = twin.transaction()
+        await transaction.start()
+        await twin.execute(
+            "INSERT INTO idempotency_keys (partner_id, idempotency_key, request_sha256)"
+            " VALUES ($1, 'busy', '\\x00')",
+            partner,
+        )
+        with pytest.raises(IdempotencyKeyInUse):
+            await a_ledger(database).issue(
+                partner, points_request(member, 1), idempotency_key="busy"
+            )
+        await transaction.rollback()
+    finally:
+        await twin.close()
+    assert await _balance(database, member) == 0

@@ -25,6 +25,7 @@ from clearhouse.domain.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
     NotFound,
+    Unavailable,
 )
 from clearhouse.domain.holds import Hold
 from clearhouse.domain.idempotency import (
@@ -375,9 +376,14 @@ async def refusals_as_errors(*, keyed: bool = True) -> AsyncIterator[None]:
             raise
         raise KeyTaken from exc
     except asyncpg.LockNotAvailableError as exc:
-        raise IdempotencyKeyInUse(
-            "a request with this Idempotency-Key is still being processed; retry later"
-        ) from exc
+        # Only a wait on the key's index means its twin is still at work.
+        if '"idempotency_keys' in str(getattr(exc, "context", None) or ""):
+            raise IdempotencyKeyInUse(
+                "a request with this Idempotency-Key is still being processed; retry later"
+            ) from exc
+        raise Unavailable("the ledger is busy with this member; nothing was written") from exc
+    except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+        raise Unavailable("the ledger was busy; nothing was written, retry") from exc
     except asyncpg.PostgresError as exc:
         error = domain_error(exc)
         if error is None:

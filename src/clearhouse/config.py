@@ -123,6 +123,13 @@ class Settings:
     voids still refuse an expired hold, and postings still release a member's lapsed holds)."""
     signing_key_file: Path
     """The coalition's Ed25519 key (PEM) for response and statement signatures; made if absent."""
+    webhook_key_file: Path
+    """The coalition's Ed25519 key (PEM) for webhook signatures (``v1a``); made if absent."""
+    webhook_workers: int
+    """Delivery workers each ``serve`` process runs; 0: this process delivers no webhooks."""
+    webhook_lease_s: int
+    """How long a worker's claim on a delivery lasts; a claim whose worker died is taken again
+    after it. Longer than an attempt can take (15 s), so a live worker's claim never lapses."""
     coalition_name: str
     database_name: str | None
     """A database on the server other than the URL's own (``CLEARHOUSE_DATABASE_NAME``), e.g.
@@ -182,6 +189,12 @@ class Settings:
                 env.get("CLEARHOUSE_SIGNING_KEY_FILE")
                 or Path(env.get("CLEARHOUSE_DATA_DIR", ".clearhouse")) / "coalition-signing-key.pem"
             ).resolve(),
+            webhook_key_file=Path(
+                env.get("CLEARHOUSE_WEBHOOK_KEY_FILE")
+                or Path(env.get("CLEARHOUSE_DATA_DIR", ".clearhouse")) / "coalition-webhook-key.pem"
+            ).resolve(),
+            webhook_workers=_int(env, "CLEARHOUSE_WEBHOOK_WORKERS", 1, 0, 16),
+            webhook_lease_s=_int(env, "CLEARHOUSE_WEBHOOK_LEASE_S", 60, 30, 3600),
             coalition_name=env.get("CLEARHOUSE_COALITION_NAME", "Clearhouse coalition"),
             database_name=_database_name(env),
             master_key=master_key,

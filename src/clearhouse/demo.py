@@ -22,10 +22,13 @@ import random
 import socket
 import sys
 import tempfile
+import threading
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
@@ -38,6 +41,8 @@ from sqlalchemy.engine import make_url
 
 from clearhouse.config import SANDBOX_MASTER_KEY, Settings
 from clearhouse.crypto.ed25519 import CoalitionKey, load_or_create_private_key, public_bytes
+from clearhouse.crypto.webhooks import WebhookSignatureInvalid, verify_v1a
+from clearhouse.domain.events import PARTNER_EVENT_TYPES
 from clearhouse.domain.purposes import ALL_PARTNERS, Purpose
 from clearhouse.domain.verification import VerificationReport
 from clearhouse.services import access, coalition_keys
@@ -46,6 +51,7 @@ from clearhouse.services.clock import set_ledger_time
 from clearhouse.services.composition import Services
 from clearhouse.services.contracts import ContractBook, load_contracts
 from clearhouse.services.database import Database
+from clearhouse.services.delivery import DeliveryWorker
 from clearhouse.services.members import Members
 from clearhouse.storage.engine import resolve_database_url
 from clearhouse.storage.migrate import upgrade
@@ -83,10 +89,14 @@ class DemoResult:
     """Holds the pumps never ended: expired by the clock, or open over the month's end."""
     holds_expired: int = 0
     """Holds the sweeper ended at the month's end."""
+    webhooks: WebhookTally | None = None
+    """What the partners' loopback receivers got."""
 
 
 @contextlib.asynccontextmanager
-async def _served(url: str, folder: Path, key_file: Path) -> AsyncIterator[str]:
+async def _served(
+    url: str, folder: Path, key_file: Path, webhook_key_file: Path
+) -> AsyncIterator[str]:
     """``clearhouse serve`` in a process of its own on a free port; its base URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -99,6 +109,7 @@ async def _served(url: str, folder: Path, key_file: Path) -> AsyncIterator[str]:
         "CLEARHOUSE_PORT": str(port),
         "CLEARHOUSE_PUBLIC_BASE_URL": base_url,
         "CLEARHOUSE_SIGNING_KEY_FILE": str(key_file),
+        "CLEARHOUSE_WEBHOOK_KEY_FILE": str(webhook_key_file),
         "CLEARHOUSE_DATABASE_NAME": "",
         "CLEARHOUSE_LOG_LEVEL": "WARNING",
     }
@@ -177,12 +188,20 @@ async def run_demo(
         coalition_key = CoalitionKey.of(load_or_create_private_key(key_file))
         await coalition_keys.register(database, coalition_key)
         with tempfile.TemporaryDirectory(prefix="clearhouse-demo-") as folder:
-            async with _served(url, Path(folder), key_file) as base_url:
+            webhook_key_file = key_file.with_name(key_file.name.replace("signing", "webhook"))
+            webhook_key_file.unlink(missing_ok=True)
+            webhook_key = CoalitionKey.of(load_or_create_private_key(webhook_key_file))
+            receiver = WebhookReceiver(webhook_key.public_key)
+            async with _served(url, Path(folder), key_file, webhook_key_file) as base_url:
                 clients = {
                     p: AsyncPartnerClient(base_url, key_id=key_ids[p], private_key=keys[p])
                     for p in partners
                 }
                 try:
+                    for partner, client in clients.items():
+                        await client.add_webhook_endpoint(
+                            receiver.url(partner), sorted(PARTNER_EVENT_TYPES)
+                        )
                     result = await _month(database, clients, partners, rng, progress)
                 finally:
                     for client in clients.values():
@@ -196,6 +215,10 @@ async def run_demo(
             )
             result.settlement = await clearing.settle(MONTH)
             result.verification = await clearing.verify(MONTH)
+            progress("delivering webhooks", 0, 1)
+            result.webhooks = await _deliver_the_rest(database, webhook_key, receiver)
+            receiver.close()
+            progress("delivering webhooks", 1, 1)
             result.key_file = key_file
             progress("closing and settling", 1, 1)
             out.mkdir(parents=True, exist_ok=True)
@@ -294,6 +317,89 @@ async def _month(
             await coalition.erase(result.erased_member)
     await _refusals(clients, partners, members, result)
     return result
+
+
+@dataclass(frozen=True)
+class WebhookTally:
+    events: int
+    """Distinct events (webhook-ids) received."""
+    verified: int
+    """Of those, the ones whose v1a signature verified with the published webhook key."""
+    by_type: Counter[str]
+    undelivered: int
+    """Deliveries still pending or failed when the demo stopped waiting."""
+
+
+class _Receiving(ThreadingHTTPServer):
+    # A worker sends a batch at once: room for all of it in the accept queue.
+    request_queue_size = 128
+    daemon_threads = True
+
+
+class WebhookReceiver:
+    """The partners' webhook receivers, on loopback (a sandbox delivers there): one HTTP server
+    in a thread, a path per partner, every request kept and its signature checked."""
+
+    def __init__(self, public_key: bytes) -> None:
+        self.received: list[tuple[str, str, bool]] = []
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                try:
+                    verify_v1a(public_key, dict(self.headers), body, now=int(time.time()))
+                    verified = True
+                except WebhookSignatureInvalid:
+                    verified = False
+                event_type = str(json.loads(body).get("type", ""))
+                received.append((str(self.headers.get("webhook-id")), event_type, verified))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = _Receiving(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def url(self, partner: str) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}/{partner}"
+
+    def tally(self, undelivered: int) -> WebhookTally:
+        distinct = {webhook_id: (kind, ok) for webhook_id, kind, ok in list(self.received)}
+        return WebhookTally(
+            events=len(distinct),
+            verified=sum(ok for _, ok in distinct.values()),
+            by_type=Counter(kind for kind, _ in distinct.values()),
+            undelivered=undelivered,
+        )
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+async def _deliver_the_rest(
+    database: Database, webhook_key: CoalitionKey, receiver: WebhookReceiver
+) -> WebhookTally:
+    """What the server's workers had not sent yet (the month's end, the statements), sent by a
+    worker of the demo's own, as serve's would."""
+    worker = DeliveryWorker(database, webhook_key, SANDBOX_MASTER_KEY, sandbox=True, lease_s=30)
+    undelivered = 0
+    for _ in range(600):
+        await worker.run_once()
+        async with database.driver_connection() as connection:
+            undelivered = int(
+                await connection.fetchval(
+                    "SELECT count(*) FROM webhook_deliveries WHERE status IN ('pending', 'failed')"
+                )
+            )
+        if not undelivered:
+            break
+        await asyncio.sleep(0.05)
+    return receiver.tally(undelivered)
 
 
 async def _pump_holds(

@@ -34,6 +34,8 @@ def sandbox_environment(database_url: str, tmp_path: Path) -> dict[str, str]:
         "CLEARHOUSE_SANDBOX": "1",
         "CLEARHOUSE_DATA_DIR": str(tmp_path / "data"),
         "CLEARHOUSE_LOG_LEVEL": "WARNING",
+        # The run's database is every test's: a delivery worker here would take theirs.
+        "CLEARHOUSE_WEBHOOK_WORKERS": "0",
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,14 @@ def test_the_demo_runs_a_month_and_writes_verified_statements(
     for outcome in ("captured for less", "voided", "expired", "open"):
         assert holds.get(outcome, 0) > 0, holds
     assert "holds: " in done.stdout
+    hooks = re.search(
+        r"webhooks: (\d+) events delivered to the partners' loopback receivers, (\d+) of them "
+        r"v1a-verified, 0 undelivered",
+        " ".join(done.stdout.split()),
+    )
+    assert hooks is not None, done.stdout
+    assert int(hooks[1]) > 300
+    assert hooks[1] == hooks[2]
     assert "look at it: " in done.stdout
     assert "audit verify: verifies" in done.stdout
     assert "= 0.00" in done.stdout

@@ -66,6 +66,8 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "CLEARHOUSE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "CLEARHOUSE_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
         "CLEARHOUSE_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+        # The run's database is every test's: a delivery worker here would take theirs.
+        "CLEARHOUSE_WEBHOOK_WORKERS": "0",
     }
     log_path = folder / "serve.log"
     with log_path.open("wb") as log:

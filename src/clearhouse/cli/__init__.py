@@ -28,6 +28,7 @@ from clearhouse.cli import (
     serve,
     statements,
     tokens,
+    webhooks,
 )
 
 
@@ -57,6 +58,7 @@ for _module in (
     keys,
     tokens,
     clock,
+    webhooks,
     bench,
 ):
     for _command in _module.COMMANDS:

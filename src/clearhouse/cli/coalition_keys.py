@@ -1,4 +1,4 @@
-"""``clearhouse coalition-key``: the coalition's own signing key and its history."""
+"""``clearhouse coalition-key``: the coalition's own signing keys and their history."""
 
 from __future__ import annotations
 
@@ -10,31 +10,41 @@ from clearhouse.cli.common import echo_json, emit, iso, json_option, run, settin
 
 if TYPE_CHECKING:
     from clearhouse.crypto.ed25519 import CoalitionKey
+    from clearhouse.domain.records import KeyPurpose
     from clearhouse.services.database import Database
 
 
 @click.group("coalition-key")
 def coalition_key() -> None:
-    """The coalition's own key, which signs receipts and statements."""
+    """The coalition's own keys: one signs receipts and statements, one webhooks."""
 
 
 @coalition_key.command("rotate")
+@click.option(
+    "--purpose",
+    type=click.Choice(["statements", "webhooks"]),
+    default="statements",
+    show_default=True,
+    help="The key that signs receipts and statements, or the one that signs webhooks.",
+)
 @json_option
-def coalition_key_rotate(as_json: bool) -> None:
-    """Write a new key to CLEARHOUSE_SIGNING_KEY_FILE and make it current; the old one retires.
+def coalition_key_rotate(purpose: KeyPurpose, as_json: bool) -> None:
+    """Write a new key to CLEARHOUSE_SIGNING_KEY_FILE (or, for webhooks,
+    CLEARHOUSE_WEBHOOK_KEY_FILE) and make it current; the old one of that purpose retires.
 
     Every key that ever signed stays published at GET /v1/keys, so what it signed verifies
-    for ever. Restart `clearhouse serve` afterwards: a running server signs receipts with the
-    key it started with.
+    for ever. Restart `clearhouse serve` afterwards: a running server signs with the keys it
+    started with.
 
-    Example: clearhouse coalition-key rotate
+    Example: clearhouse coalition-key rotate --purpose webhooks
     """
     from clearhouse.services import coalition_keys
 
     chosen = settings()
+    key_file = chosen.webhook_key_file if purpose == "webhooks" else chosen.signing_key_file
 
     async def _rotate(database: Database) -> tuple[str, CoalitionKey]:
-        return await coalition_keys.rotate(database, chosen.signing_key_file)
+        return await coalition_keys.rotate(database, key_file, purpose)
 
     retired, current = run(_rotate, chosen)
     if as_json:
@@ -56,6 +66,7 @@ def coalition_key_list(as_json: bool) -> None:
         return [
             {
                 "key_id": k.key_id,
+                "purpose": k.purpose,
                 "status": "current" if k.retired_at is None else "retired",
                 "not_before": k.not_before.isoformat(),
                 "retired_at": iso(k.retired_at),

@@ -49,6 +49,10 @@ def demo(out: Path, database_name: str) -> None:
     from clearhouse.statements.model import CoalitionStatement
 
     settings = read_settings()
+    from clearhouse.web.app import configure_logging
+
+    # The demo's own delivery worker logs like serve's, on stderr; only what needs a look.
+    configure_logging("DEBUG" if settings.log_level == "DEBUG" else "WARNING")
     console = Console()
     tasks: dict[str, TaskID] = {}
     with Progress(
@@ -108,6 +112,13 @@ def demo(out: Path, database_name: str) -> None:
         f"for at most what they held, {result.accepted['void']} voided, "
         f"{result.holds_left_open} left to expire ({result.holds_expired} swept at the month's "
         f"end); open at the cut-off: {held.holds} holding {held.points:,} points"
+    )
+    hooks = result.webhooks
+    assert hooks is not None
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(hooks.by_type.items()))
+    console.print(
+        f"webhooks: {hooks.events} events delivered to the partners' loopback receivers, "
+        f"{hooks.verified} of them v1a-verified, {hooks.undelivered} undelivered ({kinds})"
     )
     console.print("refused: " + ", ".join(f"{k} {v}" for k, v in sorted(result.refused.items())))
     console.print(

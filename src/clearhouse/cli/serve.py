@@ -25,6 +25,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     require_master_key(served)
     # Made here, once: workers starting together would each make a key of their own.
     load_or_create_private_key(served.signing_key_file)
+    load_or_create_private_key(served.webhook_key_file)
     uvicorn.run(
         "clearhouse.web.app:app_from_env",
         factory=True,

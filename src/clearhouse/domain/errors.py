@@ -18,6 +18,9 @@ The tree::
     │   ├── HoldAlreadyCaptured    hold_already_captured
     │   ├── HoldAlreadyVoided      hold_already_voided
     │   └── HoldExpired            hold_expired
+    ├── InvalidWebhookUrl      invalid_webhook_url: not https, userinfo, a non-public address
+    ├── UnknownEventType       unknown_event_type: an endpoint asks for an event type not known
+    ├── WebhookEndpointDisabled  webhook_endpoint_disabled: the endpoint was disabled
     ├── ConsentRequired        consent_required: the purpose needs the member's consent
     ├── IdempotencyKeyReused   idempotency_key_reused: same key, different request
     ├── IdempotencyKeyInUse    idempotency_key_in_use: same key, still being processed
@@ -128,6 +131,18 @@ class HoldAlreadyVoided(HoldNotOpen):
 class HoldExpired(HoldNotOpen):
     code = "hold_expired"
     hold_status = "expired"
+
+
+class InvalidWebhookUrl(ClearhouseError):
+    code = "invalid_webhook_url"
+
+
+class UnknownEventType(ClearhouseError):
+    code = "unknown_event_type"
+
+
+class WebhookEndpointDisabled(ClearhouseError):
+    code = "webhook_endpoint_disabled"
 
 
 class ConsentRequired(ClearhouseError):

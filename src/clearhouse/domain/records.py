@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal, TypeAlias
 from uuid import UUID
 
 from clearhouse.domain.ledger import EntryKind
@@ -75,14 +76,20 @@ class PartnerKey:
     revoked_at: datetime | None
 
 
+KeyPurpose: TypeAlias = Literal["statements", "webhooks"]
+"""What a coalition key signs: receipts of responses and statements, or outgoing webhooks. Each
+purpose has one current key."""
+
+
 @dataclass(frozen=True, slots=True)
 class CoalitionPublicKey:
-    """A published coalition statement-signing key; the current one has no ``retired_at``."""
+    """A published coalition key; the current one of its purpose has no ``retired_at``."""
 
     key_id: str
     public_key: bytes
     not_before: datetime
     retired_at: datetime | None
+    purpose: KeyPurpose = "statements"
 
 
 @dataclass(frozen=True, slots=True)

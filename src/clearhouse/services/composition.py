@@ -18,6 +18,7 @@ from clearhouse.services.database import Database
 from clearhouse.services.holds import Holds
 from clearhouse.services.members import Members
 from clearhouse.services.posting import Ledger
+from clearhouse.services.webhooks import Webhooks
 
 
 class Services:
@@ -44,6 +45,12 @@ class Services:
         """Members' data, under the master key (``SettingsError`` when none is configured)."""
         key = self._master_key or self.settings.require_master_key()
         return Members(self.database, self.contracts, key)
+
+    @cached_property
+    def webhooks(self) -> Webhooks:
+        """Partners' webhook endpoints (their HMAC secrets under the master key)."""
+        key = self._master_key or self.settings.require_master_key()
+        return Webhooks(self.database, key, sandbox=self.settings.sandbox)
 
     @cached_property
     def clearing(self) -> Clearing:

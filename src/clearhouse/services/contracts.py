@@ -29,6 +29,7 @@ from clearhouse.domain.ledger import partner_accounts
 from clearhouse.domain.purposes import Purpose
 from clearhouse.services.database import Database
 from clearhouse.storage import contracts as store
+from clearhouse.storage import events as event_store
 from clearhouse.storage import ledger as ledger_store
 
 T = TypeVar("T")
@@ -85,6 +86,9 @@ async def load_contracts(database: Database, files: Sequence[tuple[str, bytes]])
                 existing.add(version.partner_id)
                 added.append(version.partner_id)
         await store.insert_versions(connection, to_store)
+        # A version in force at once is announced with the load (contract.version_effective);
+        # one that takes effect later, by the maintenance loop of serve once it does.
+        await event_store.announce_contract_versions(connection)
     stored_keys = [(v.partner_id, v.version) for v in to_store]
     return LoadReport(
         stored=stored_keys,

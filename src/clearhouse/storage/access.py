@@ -7,7 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
-from clearhouse.domain.records import BearerToken, CoalitionPublicKey, PartnerKey
+from clearhouse.domain.records import BearerToken, CoalitionPublicKey, KeyPurpose, PartnerKey
 
 
 async def insert_key(
@@ -179,25 +179,30 @@ async def fetch_partners(connection: asyncpg.Connection) -> list[tuple[str, str,
 async def fetch_coalition_keys(connection: asyncpg.Connection) -> list[CoalitionPublicKey]:
     rows = await connection.fetch(
         """
-        SELECT key_id, public_key, not_before, retired_at FROM coalition_keys
+        SELECT key_id, public_key, not_before, retired_at, purpose FROM coalition_keys
          ORDER BY not_before, key_id
         """
     )
     return [
-        CoalitionPublicKey(r["key_id"], bytes(r["public_key"]), r["not_before"], r["retired_at"])
+        CoalitionPublicKey(
+            r["key_id"], bytes(r["public_key"]), r["not_before"], r["retired_at"], r["purpose"]
+        )
         for r in rows
     ]
 
 
 async def make_coalition_key_current(
-    connection: asyncpg.Connection, key_id: str, public_key: bytes
+    connection: asyncpg.Connection,
+    key_id: str,
+    public_key: bytes,
+    purpose: KeyPurpose = "statements",
 ) -> str | None:
-    """Make ``key_id`` the current coalition key, retiring the one before (in the caller's
-    transaction); returns the retired key's id. A key that retired never comes back: the
-    caller checks that first."""
+    """Make ``key_id`` the current coalition key of ``purpose``, retiring the one before (in the
+    caller's transaction); returns the retired key's id. A key that retired never comes back,
+    nor serves two purposes: the caller checks that first."""
     await connection.execute("LOCK TABLE coalition_keys IN SHARE ROW EXCLUSIVE MODE")
     current = await connection.fetchval(
-        "SELECT key_id FROM coalition_keys WHERE retired_at IS NULL"
+        "SELECT key_id FROM coalition_keys WHERE retired_at IS NULL AND purpose = $1", purpose
     )
     if current == key_id:
         return None
@@ -206,6 +211,9 @@ async def make_coalition_key_current(
             "UPDATE coalition_keys SET retired_at = clock_timestamp() WHERE key_id = $1", current
         )
     await connection.execute(
-        "INSERT INTO coalition_keys (key_id, public_key) VALUES ($1, $2)", key_id, public_key
+        "INSERT INTO coalition_keys (key_id, public_key, purpose) VALUES ($1, $2, $3)",
+        key_id,
+        public_key,
+        purpose,
     )
     return str(current) if current is not None else None

@@ -229,11 +229,88 @@ coalition_keys = Table(
         server_default=text("clock_timestamp()"),
     ),
     Column("retired_at", DateTime(timezone=True)),
+    Column("purpose", Text, nullable=False, server_default=text("'statements'::text")),
     Index(
         "coalition_keys_one_current",
-        text("(true)"),
+        "purpose",
         unique=True,
         postgresql_where=text("retired_at IS NULL"),
+    ),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("seq", BigInteger, Identity(always=True), nullable=False, unique=True),
+    Column(
+        "txid",
+        BigInteger,
+        nullable=False,
+        server_default=text("((pg_current_xact_id())::text)::bigint"),
+    ),
+    Column("type", Text, nullable=False),
+    Column("partner_id", Text, ForeignKey("partners.partner_id")),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("dedupe_key", Text, unique=True),
+    Index("events_partner_order", "partner_id", "txid", "seq"),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("endpoint_id", Text, primary_key=True),
+    Column("partner_id", Text, ForeignKey("partners.partner_id"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("event_types", ARRAY(Text), nullable=False),
+    Column("secret", LargeBinary),
+    Column(
+        "created_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=text("clock_timestamp()"),
+    ),
+    Column("deleted_at", DateTime(timezone=True)),
+    Column("disabled_at", DateTime(timezone=True)),
+    Column("disabled_reason", Text),
+    Column("failing_since", DateTime(timezone=True)),
+    Index("webhook_endpoints_partner", "partner_id", postgresql_where=text("deleted_at IS NULL")),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("delivery_id", BigInteger, Identity(always=True), primary_key=True),
+    Column("event_id", Text, ForeignKey("events.event_id"), nullable=False),
+    Column("endpoint_id", Text, ForeignKey("webhook_endpoints.endpoint_id"), nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'pending'::text")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column(
+        "next_attempt_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=text("clock_timestamp()"),
+    ),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("last_attempt_at", DateTime(timezone=True)),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column(
+        "created_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=text("clock_timestamp()"),
+    ),
+    UniqueConstraint("event_id", "endpoint_id", name="webhook_deliveries_once"),
+    Index("webhook_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+    Index(
+        "webhook_deliveries_failed",
+        "status",
+        "delivery_id",
+        postgresql_where=text("status = 'failed'"),
     ),
 )
 

@@ -132,9 +132,17 @@ class ClockController(Controller):
         return Clock(ledger_time=rfc3339(now))
 
 
+KEY_USES: Final[dict[str, list[str]]] = {
+    "statements": ["response", "statement"],
+    "webhooks": ["webhooks"],
+}
+"""What a key of each purpose signs, as ``GET /v1/keys`` says it (``use``)."""
+
+
 @get(
     "/v1/keys",
-    summary="Every coalition key that ever signed responses and statements, with its validity",
+    summary="Every coalition key that ever signed responses, statements or webhooks, with its "
+    "validity",
     tags=["keys"],
     opt={"unsigned": True},
 )
@@ -145,7 +153,7 @@ async def coalition_keys(state: State) -> PublicKeys:
                 key_id=k.key_id,
                 algorithm="ed25519",
                 public_key=base64.b64encode(k.public_key).decode(),
-                use=["response", "statement"],
+                use=list(KEY_USES[k.purpose]),
                 status="current" if k.retired_at is None else "retired",
                 not_before=rfc3339(k.not_before),
                 not_after=None if k.retired_at is None else rfc3339(k.retired_at),

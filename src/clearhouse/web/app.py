@@ -26,6 +26,8 @@ from clearhouse.services import access
 from clearhouse.services.coalition_keys import register as register_coalition_key
 from clearhouse.services.composition import Services
 from clearhouse.services.database import Database
+from clearhouse.services.delivery import DeliveryWorker
+from clearhouse.services.events import announce_contract_versions
 from clearhouse.services.holds import Holds
 from clearhouse.web.admin import (
     ClockController,
@@ -40,6 +42,11 @@ from clearhouse.web.clearing import (
     AuditStatementController,
     PeriodAdminController,
     StatementController,
+)
+from clearhouse.web.events import (
+    EventController,
+    WebhookDeliveryAdminController,
+    WebhookEndpointController,
 )
 from clearhouse.web.health import HealthController, metrics
 from clearhouse.web.holds import HoldController
@@ -88,6 +95,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
             "contracts": None,
             "ledger": None,
             "holds": None,
+            "webhooks": None,
             "members": None,
             "clearing": None,
         }
@@ -104,12 +112,14 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         app_state.contracts = services.contracts
         app_state.ledger = services.ledger
         app_state.holds = services.holds
+        app_state.webhooks = services.webhooks
         app_state.members = services.members
         app_state.clearing = services.clearing
 
     if database is not None:
         attach(state, database)
     background: set[asyncio.Task[None]] = set()
+    stop_delivering = asyncio.Event()
 
     async def purge_nonces_now_and_then(database: Database) -> None:
         while True:
@@ -122,28 +132,46 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
                 continue
             log.debug("nonces purged", count=purged)
 
-    async def expire_holds_now_and_then(holds: Holds) -> None:
-        """The holds sweeper: every worker runs one, the database lets one sweep at a time."""
+    async def expire_holds_now_and_then(holds: Holds, database: Database) -> None:
+        """The maintenance loop on the ledger clock: the holds sweeper (every worker runs one,
+        the database lets one sweep at a time), and contract versions that took effect since,
+        announced (contract.version_effective, once each)."""
         while True:
             await asyncio.sleep(settings.hold_sweep_interval_s)
             try:
                 ended = await holds.expire_due()
+                announced = await announce_contract_versions(database)
             except (ClearhouseError, asyncpg.PostgresError) as exc:
-                log.warning("hold sweep failed", error_type=type(exc).__name__)
+                log.warning("maintenance failed", error_type=type(exc).__name__)
                 continue
-            if ended:
-                log.info("holds expired", count=ended)
+            if ended or announced:
+                log.info("maintenance", holds_expired=ended, versions_announced=announced)
 
     async def open_database(app: Litestar) -> None:
         if app.state.database is None:
             attach(app.state, Database.for_settings(settings, pool_size=settings.db_pool_size))
         # Published before it signs a receipt; a retired key's file refuses to start.
         await register_coalition_key(app.state.database, coalition_key)
+        # The webhook key is read (or made) only here: an app that never serves sends none.
+        webhook_key = CoalitionKey.of(load_or_create_private_key(settings.webhook_key_file))
+        await register_coalition_key(app.state.database, webhook_key, "webhooks")
         background.add(asyncio.create_task(purge_nonces_now_and_then(app.state.database)))
         if settings.hold_sweep_interval_s:
-            background.add(asyncio.create_task(expire_holds_now_and_then(app.state.holds)))
+            background.add(
+                asyncio.create_task(expire_holds_now_and_then(app.state.holds, app.state.database))
+            )
+        for _ in range(settings.webhook_workers):
+            worker = DeliveryWorker(
+                app.state.database,
+                webhook_key,
+                master_key,
+                sandbox=settings.sandbox,
+                lease_s=settings.webhook_lease_s,
+            )
+            background.add(asyncio.create_task(worker.run_forever(stop_delivering)))
 
     async def close_database(app: Litestar) -> None:
+        stop_delivering.set()  # a worker cut off mid-attempt leaves a lease that runs out
         for task in background:
             task.cancel()
         if owns_database and app.state.database is not None:
@@ -154,6 +182,8 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         route_handlers=[
             TransactionController,
             HoldController,
+            EventController,
+            WebhookEndpointController,
             MemberController,
             StatementController,
         ],
@@ -168,6 +198,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         AuditController,
         PeriodAdminController,
         AuditStatementController,
+        WebhookDeliveryAdminController,
     ]
     if settings.sandbox:
         operator_api.append(ClockController)

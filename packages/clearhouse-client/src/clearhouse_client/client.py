@@ -241,6 +241,27 @@ class PartnerClient:
                 return
             cursor = page.next_cursor
 
+    def add_webhook_endpoint(
+        self, url: str, event_types: Sequence[str], *, hmac_secret: bool = False
+    ) -> dict[str, Any]:
+        """Register a webhook endpoint; with ``hmac_secret`` the answer holds its ``whsec_``
+        secret, shown this once."""
+        endpoint: dict[str, Any] = self._send(
+            self._calls.webhook_endpoint(url, event_types, hmac_secret)
+        ).json()
+        return endpoint
+
+    def test_webhook_endpoint(self, endpoint_id: str) -> str:
+        """Send a test event to the endpoint alone; its event id (the ``webhook-id``)."""
+        return str(self._send(self._calls.webhook_test(endpoint_id)).json()["event_id"])
+
+    def events(
+        self, *, after: str | None = None, page_size: int = 500
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Our events after the cursor ``after`` (all when None), and the cursor to go on from."""
+        page = self._send(self._calls.events_page(after, page_size)).json()
+        return list(page["events"]), str(page["next_cursor"])
+
 
 class AsyncPartnerClient:
     """The same as ``PartnerClient``, with coroutines."""
@@ -427,3 +448,20 @@ class AsyncPartnerClient:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    async def add_webhook_endpoint(
+        self, url: str, event_types: Sequence[str], *, hmac_secret: bool = False
+    ) -> dict[str, Any]:
+        response = await self._send(self._calls.webhook_endpoint(url, event_types, hmac_secret))
+        endpoint: dict[str, Any] = response.json()
+        return endpoint
+
+    async def test_webhook_endpoint(self, endpoint_id: str) -> str:
+        response = await self._send(self._calls.webhook_test(endpoint_id))
+        return str(response.json()["event_id"])
+
+    async def events(
+        self, *, after: str | None = None, page_size: int = 500
+    ) -> tuple[list[dict[str, Any]], str]:
+        page = (await self._send(self._calls.events_page(after, page_size))).json()
+        return list(page["events"]), str(page["next_cursor"])

@@ -88,7 +88,12 @@ def page_of(response: httpx.Response) -> EntryPage:
 def keys_of(response: httpx.Response) -> dict[str, bytes]:
     """The coalition's public keys of a ``GET /v1/keys`` answer, raw bytes by key id."""
     keys = response.json()["keys"]
-    return {k["key_id"]: base64.b64decode(k["public_key"]) for k in keys}
+    # Only the keys that sign responses are receipts' keys (the webhook key is not).
+    return {
+        k["key_id"]: base64.b64decode(k["public_key"])
+        for k in keys
+        if "response" in k.get("use", ["response"])
+    }
 
 
 class Calls:
@@ -208,6 +213,32 @@ class Calls:
         if cursor:
             params["cursor"] = cursor
         return self._json("GET", "/v1/holds", purpose="redemption", params=params)
+
+    def webhook_endpoint(
+        self, url: str, event_types: Sequence[str], hmac_secret: bool
+    ) -> httpx.Request:
+        return self._json(
+            "POST",
+            "/v1/webhook-endpoints",
+            purpose="settlement",
+            body={"url": url, "event_types": list(event_types), "hmac_secret": hmac_secret},
+            idempotency_key=str(uuid.uuid4()),
+        )
+
+    def webhook_test(self, endpoint_id: str) -> httpx.Request:
+        return self._json(
+            "POST",
+            f"/v1/webhook-endpoints/{endpoint_id}/test",
+            purpose="settlement",
+            body={},
+            idempotency_key=str(uuid.uuid4()),
+        )
+
+    def events_page(self, after: str | None, page_size: int) -> httpx.Request:
+        params: dict[str, Any] = {"limit": page_size}
+        if after:
+            params["after"] = after
+        return self._json("GET", "/v1/events", purpose="settlement", params=params)
 
     def reversal(
         self, entry: Entry, reason: str, points: int | None, idempotency_key: str | None

@@ -303,7 +303,11 @@ def verify(downloads: dict) -> dict:
     without: dict[str, int] = {}  # entries without a partner signature, by their evidence
     problems: list[str] = []
     partner_keys = {k["key_id"]: k for k in json.loads(downloads["partner_keys"])}
-    coalition_keys = {k["key_id"]: k for k in json.loads(downloads["coalition_keys"])["keys"]}
+    coalition_keys = {  # the keys that sign statements (a webhook key does not)
+        k["key_id"]: k
+        for k in json.loads(downloads["coalition_keys"])["keys"]
+        if "statement" in k["use"]
+    }
     previous_root = FIRST_PREVIOUS_ROOT.hex()
     for sealed in json.loads(downloads["periods"]):
         period = sealed["period"]

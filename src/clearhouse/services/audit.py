@@ -85,7 +85,10 @@ async def verify_ledger(
             return report
         partner_keys = {k.key_id: k for k in await access_store.fetch_all_keys(connection)}
         coalition_keys = {
-            k.key_id: k.public_key for k in await access_store.fetch_coalition_keys(connection)
+            # Only statement keys sign statements (the webhook key never does).
+            k.key_id: k.public_key
+            for k in await access_store.fetch_coalition_keys(connection)
+            if k.purpose == "statements"
         }
         previous_root = merkle.FIRST_PREVIOUS_ROOT
         for row in rows:

@@ -215,3 +215,27 @@ async def test_closing_and_settling_tell_every_partner() -> None:
         available = [e.data for e in events if e.type == "statement.available"]
         assert [c["period"] for c in closed] == [JANUARY]
         assert [(a["period"], a["party"]) for a in available] == [(JANUARY, partner)]
+
+
+async def test_a_coalition_keys_purpose_never_changes(database: Database, dsn: str) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from clearhouse.crypto.ed25519 import CoalitionKey
+    from clearhouse.services import coalition_keys
+
+    key = CoalitionKey.of(Ed25519PrivateKey.generate())
+    await coalition_keys.register(database, key, "webhooks")
+    connection = await asyncpg.connect(dsn)
+    try:
+        with pytest.raises(asyncpg.RaiseError, match="change only by retiring"):
+            await connection.execute(
+                "UPDATE coalition_keys SET purpose = 'statements' WHERE key_id = $1", key.key_id
+            )
+        with pytest.raises(asyncpg.RaiseError, match="change only by retiring"):
+            await connection.execute(
+                "UPDATE coalition_keys SET purpose = 'statements', retired_at = clock_timestamp()"
+                " WHERE key_id = $1",
+                key.key_id,
+            )
+    finally:
+        await connection.close()

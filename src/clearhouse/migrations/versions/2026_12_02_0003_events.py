@@ -27,6 +27,9 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 FUNCTIONS = ("outbox_record", "events_of_ledger", "contract_versions_announce")
+REPLACED = (("coalition_keys_guard", "0001"),)
+"""Functions of an earlier revision this one replaces, and that revision (its downgrade loads
+it again)."""
 
 TABLES = r"""
 CREATE TABLE events (
@@ -106,9 +109,17 @@ CREATE UNIQUE INDEX coalition_keys_one_current ON coalition_keys (purpose)
     WHERE retired_at IS NULL;
 """
 
+GUARD_TRIGGER = """
+CREATE TRIGGER coalition_keys_guarded BEFORE UPDATE OR DELETE ON coalition_keys
+    FOR EACH ROW EXECUTE FUNCTION coalition_keys_guard()
+"""
+"""The trigger of the guard, made again with the function (DROP ... CASCADE removes it)."""
+
 DOWNGRADE = r"""
 DROP INDEX coalition_keys_one_current;
+ALTER TABLE coalition_keys DISABLE TRIGGER coalition_keys_guarded;
 DELETE FROM coalition_keys WHERE purpose = 'webhooks';
+ALTER TABLE coalition_keys ENABLE TRIGGER coalition_keys_guarded;
 CREATE UNIQUE INDEX coalition_keys_one_current ON coalition_keys ((true)) WHERE retired_at IS NULL;
 ALTER TABLE coalition_keys DROP COLUMN purpose;
 DROP TRIGGER partner_keys_events ON partner_keys;
@@ -128,9 +139,17 @@ def upgrade() -> None:
         op.execute(function_sql(name, revision))
     for statement in split_sql(TABLES):
         op.execute(statement)
+    for name, _ in REPLACED:
+        op.execute(f"DROP FUNCTION {name} CASCADE")
+        op.execute(function_sql(name, revision))
+        op.execute(GUARD_TRIGGER)
 
 
 def downgrade() -> None:
+    for name, earlier in REPLACED:
+        op.execute(f"DROP FUNCTION {name} CASCADE")
+        op.execute(function_sql(name, earlier))
+        op.execute(GUARD_TRIGGER)
     for statement in split_sql(DOWNGRADE):
         op.execute(statement)
     for name in reversed(FUNCTIONS):

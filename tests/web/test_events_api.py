@@ -15,8 +15,11 @@ RECEIVER = "http://127.0.0.1:9/hooks"
 def endpoint_request(
     api: SignedApi, partner: Partner, url: str = RECEIVER, **fields: Any
 ) -> httpx.Request:
+    knobs = {k: fields.pop(k) for k in ("idempotency_key",) if k in fields}
     body: dict[str, Any] = {"url": url, "event_types": ["entry.recorded"], **fields}
-    return api.request("POST", "/v1/webhook-endpoints", partner, body=body, purpose="settlement")
+    return api.request(
+        "POST", "/v1/webhook-endpoints", partner, body=body, purpose="settlement", **knobs
+    )
 
 
 def read(api: SignedApi, partner: Partner, path: str, **params: str | int) -> httpx.Request:
@@ -168,9 +171,87 @@ async def test_the_operator_lists_and_replays_deliveries(
     )
     assert replayed.status_code == 200, replayed.text
     assert (replayed.json()["status"], replayed.json()["event_id"]) == ("pending", event_id)
+    removed = await api.send(
+        api.request(
+            "DELETE", f"/v1/webhook-endpoints/{made['endpoint_id']}", partner, purpose="settlement"
+        )
+    )
+    assert removed.status_code == 204
+    gone = await api.client.post(
+        f"/v1/admin/webhook-deliveries/{delivery_id}/replay", headers=operator
+    )
+    assert_problem(gone, 404, "not_found")  # its endpoint was deleted: nothing to send to
     missing = await api.client.post(
         "/v1/admin/webhook-deliveries/999999999/replay", headers=operator
     )
     assert_problem(missing, 404, "not_found")
     nobody = await api.client.get("/v1/admin/webhook-deliveries")
     assert_problem(nobody, 401, "invalid_token")
+
+
+async def test_a_retried_registration_or_test_with_its_key_makes_nothing_twice(
+    api: SignedApi, partner: Partner
+) -> None:
+    first = await api.send(
+        endpoint_request(api, partner, idempotency_key="hook-1", hmac_secret=True)
+    )
+    again = await api.send(
+        endpoint_request(api, partner, idempotency_key="hook-1", hmac_secret=True)
+    )
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["endpoint_id"] == first.json()["endpoint_id"]
+    assert "secret" in first.json()
+    assert "secret" not in again.json()  # shown once, never again
+    await api.refused(
+        endpoint_request(api, partner, url=f"{RECEIVER}/other", idempotency_key="hook-1"),
+        422,
+        "idempotency_key_reused",
+        receipt=True,
+    )
+    listed = await api.accepted(read(api, partner, "/v1/webhook-endpoints/"), 200)
+    assert len(listed["endpoints"]) == 1
+    endpoint_id = first.json()["endpoint_id"]
+
+    def test_request() -> httpx.Request:
+        return api.request(
+            "POST",
+            f"/v1/webhook-endpoints/{endpoint_id}/test",
+            partner,
+            body={},
+            purpose="settlement",
+            idempotency_key="ping-1",
+        )
+
+    sent = [await api.accepted(test_request(), 202) for _ in range(2)]
+    assert sent[0]["event_id"] == sent[1]["event_id"]
+    async with api.database.driver_connection() as connection:
+        deliveries = await connection.fetchval(
+            "SELECT count(*) FROM webhook_deliveries WHERE event_id = $1", sent[0]["event_id"]
+        )
+    assert deliveries == 1
+
+
+async def test_cursors_out_of_range_are_bad_requests_not_errors(
+    api: SignedApi, partner: Partner
+) -> None:
+    import base64
+
+    def b64(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    for cursor in (b64(f"{2**70}.1"), b64(f"1.{2**64}")):
+        response = await api.send(read(api, partner, "/v1/events/", after=cursor))
+        assert_problem(response, 400, "invalid_request")
+    uuid_text = "00000000-0000-4000-8000-000000000000"
+    for moment in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00", "2026-01-01T00:00:00"):
+        response = await api.send(
+            api.request(
+                "GET",
+                "/v1/holds/",
+                partner,
+                purpose="redemption",
+                params={"cursor": b64(f"{moment}|{uuid_text}")},
+            )
+        )
+        assert_problem(response, 400, "invalid_request")

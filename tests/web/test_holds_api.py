@@ -7,7 +7,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import httpx
+import pytest
 
 from clearhouse.domain.holds import HOLD_SECONDS_DEFAULT
 from tests.web.harness import OCCURRED_AT, Partner, SignedApi, assert_problem
@@ -324,3 +326,30 @@ async def test_a_hold_needs_the_redemption_purpose(api: SignedApi, partner: Part
         "purpose_not_permitted",
         receipt=True,
     )
+
+
+async def test_erasing_a_member_drops_what_an_open_hold_was_sent_with(
+    api: SignedApi, partner: Partner
+) -> None:
+    member = await api.member()
+    await api.issued(partner, member, 1000)
+    hold = await api.accepted(
+        hold_request(api, partner, member, 100, metadata={"name": "Jana Novak"})
+    )
+    from clearhouse.config import SANDBOX_MASTER_KEY
+    from clearhouse.services.contracts import ContractBook
+    from clearhouse.services.members import Members
+
+    await Members(api.database, ContractBook(api.database), SANDBOX_MASTER_KEY).erase(member)
+    async with api.database.driver_connection() as connection:
+        row = await connection.fetchrow(
+            "SELECT status, metadata FROM holds WHERE hold_id = $1", uuid.UUID(hold["hold_id"])
+        )
+    assert (row["status"], row["metadata"]) == ("open", None)
+    # The guard lets an open hold lose its metadata alone, nothing else.
+    async with api.database.driver_connection() as connection:
+        with pytest.raises(asyncpg.PostgresError):
+            await connection.execute(
+                "UPDATE holds SET metadata = '{}'::jsonb WHERE hold_id = $1",
+                uuid.UUID(hold["hold_id"]),
+            )

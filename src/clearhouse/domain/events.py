@@ -36,6 +36,7 @@ for."""
 
 ENDPOINTS_PER_PARTNER_MAX: Final = 10
 EVENTS_PAGE_MAX: Final = 1000
+BIGINT_MAX: Final = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,7 @@ class EventPosition:
             position = cls(int(txid), int(seq))
         except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
             raise InvalidRequest("the cursor is not one this API gave out", field="after") from exc
-        if position.txid < 0 or position.seq < 0:
+        if not (0 <= position.txid <= BIGINT_MAX and 0 <= position.seq <= BIGINT_MAX):
             raise InvalidRequest("the cursor is not one this API gave out", field="after")
         return position
 

@@ -12,8 +12,11 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlsplit
 
+import asyncpg
+
 from clearhouse.crypto.webhooks import new_secret, seal_secret, secret_text
 from clearhouse.domain.errors import (
+    IdempotencyKeyReused,
     InvalidWebhookUrl,
     LimitExceeded,
     NotFound,
@@ -26,6 +29,7 @@ from clearhouse.domain.events import (
     WebhookEndpoint,
     validate_event_types,
 )
+from clearhouse.domain.idempotency import request_fingerprint, validate_idempotency_key
 from clearhouse.domain.webhooks import url_problems
 from clearhouse.services.database import Database
 from clearhouse.services.delivery import Resolver, resolve_host
@@ -51,9 +55,31 @@ class Webhooks:
         self._resolver = resolver
 
     async def register(
-        self, partner_id: str, url: str, event_types: object, *, hmac_secret: bool
-    ) -> tuple[WebhookEndpoint, str | None]:
-        """The new endpoint and, when asked for, its HMAC secret (``whsec_...``, shown once)."""
+        self,
+        partner_id: str,
+        url: str,
+        event_types: object,
+        *,
+        hmac_secret: bool,
+        idempotency_key: str,
+    ) -> tuple[WebhookEndpoint, str | None, bool]:
+        """The new endpoint, its HMAC secret when asked for (``whsec_...``, shown once), and
+        whether it is a replay: the same key with the same request answers with the endpoint it
+        made (without its secret); with another request, ``idempotency_key_reused``."""
+        validate_idempotency_key(idempotency_key)
+        fingerprint = request_fingerprint(
+            "webhook_endpoint",
+            {
+                "url": url,
+                "event_types": sorted(map(str, event_types))
+                if isinstance(event_types, list)
+                else None,
+                "hmac_secret": hmac_secret,
+            },
+        )
+        replay = await self._replay(partner_id, idempotency_key, fingerprint)
+        if replay is not None:
+            return replay, None, True
         await self.check_url(url)
         types = validate_event_types(event_types)
         endpoint_id = f"we_{secrets.token_hex(16)}"
@@ -63,15 +89,44 @@ class Webhooks:
             raw = new_secret()
             shown = secret_text(raw)
             secret = seal_secret(self._master_key, endpoint_id, raw)
-        async with self._database.transaction() as connection:
-            endpoint = await store.insert_endpoint(
-                connection, endpoint_id, partner_id, url, types, secret, ENDPOINTS_PER_PARTNER_MAX
-            )
+        try:
+            async with self._database.transaction() as connection:
+                endpoint = await store.insert_endpoint(
+                    connection,
+                    endpoint_id,
+                    partner_id,
+                    url,
+                    types,
+                    secret,
+                    ENDPOINTS_PER_PARTNER_MAX,
+                    idempotency_key,
+                    fingerprint,
+                )
+        except asyncpg.UniqueViolationError:
+            # A concurrent twin recorded the key first: its answer.
+            replay = await self._replay(partner_id, idempotency_key, fingerprint)
+            if replay is None:
+                raise
+            return replay, None, True
         if endpoint is None:
             raise LimitExceeded(
                 f"a partner has at most {ENDPOINTS_PER_PARTNER_MAX} webhook endpoints"
             )
-        return endpoint, shown
+        return endpoint, shown, False
+
+    async def _replay(
+        self, partner_id: str, idempotency_key: str, fingerprint: bytes
+    ) -> WebhookEndpoint | None:
+        async with self._database.driver_connection() as connection:
+            found = await store.fetch_endpoint_key(connection, partner_id, idempotency_key)
+        if found is None:
+            return None
+        stored, endpoint = found
+        if stored != fingerprint or endpoint is None:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used before with a different request"
+            )
+        return endpoint
 
     async def check_url(self, url: str) -> None:
         if not isinstance(url, str) or not 1 <= len(url) <= URL_LENGTH_MAX:
@@ -106,8 +161,9 @@ class Webhooks:
             if not await store.delete_endpoint(connection, partner_id, endpoint_id):
                 raise NotFound(f"no webhook endpoint {endpoint_id}")
 
-    async def test(self, partner_id: str, endpoint_id: str) -> str:
-        """A test event for the endpoint alone; its event id."""
+    async def test(self, partner_id: str, endpoint_id: str, idempotency_key: str) -> str:
+        """A test event for the endpoint alone, once per Idempotency-Key; its event id."""
+        validate_idempotency_key(idempotency_key)
         endpoint = await self.endpoint(partner_id, endpoint_id)
         if endpoint.disabled_at is not None:
             raise WebhookEndpointDisabled(
@@ -115,7 +171,7 @@ class Webhooks:
             )
         async with self._database.transaction() as connection:
             return await store.record_test_event(
-                connection, partner_id, endpoint_id, TEST_EVENT_TYPE
+                connection, partner_id, endpoint_id, TEST_EVENT_TYPE, idempotency_key
             )
 
     async def deliveries(self, status: str | None, after: int, limit: int) -> list[WebhookDelivery]:

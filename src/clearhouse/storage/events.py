@@ -67,6 +67,30 @@ def _endpoint(row: asyncpg.Record) -> WebhookEndpoint:
     )
 
 
+async def fetch_endpoint_key(
+    connection: asyncpg.Connection, partner_id: str, idempotency_key: str
+) -> tuple[bytes, WebhookEndpoint | None] | None:
+    """What an Idempotency-Key made before: its fingerprint and the endpoint, if it made one;
+    None when the key is new."""
+    row = await connection.fetchrow(
+        "SELECT request_sha256 FROM idempotency_keys"
+        " WHERE partner_id = $1 AND idempotency_key = $2",
+        partner_id,
+        idempotency_key,
+    )
+    if row is None:
+        return None
+    made = await connection.fetchrow(
+        f"""
+        SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints
+         WHERE partner_id = $1 AND idempotency_key = $2
+        """,
+        partner_id,
+        idempotency_key,
+    )
+    return bytes(row["request_sha256"]), None if made is None else _endpoint(made)
+
+
 async def insert_endpoint(
     connection: asyncpg.Connection,
     endpoint_id: str,
@@ -75,9 +99,12 @@ async def insert_endpoint(
     event_types: Sequence[str],
     secret: bytes | None,
     endpoints_max: int,
+    idempotency_key: str,
+    request_sha256: bytes,
 ) -> WebhookEndpoint | None:
     """The new endpoint, or None when the partner has ``endpoints_max`` already (checked under
-    a lock on the partner's row, so concurrent registrations cannot pass the limit)."""
+    a lock on the partner's row, so concurrent registrations cannot pass the limit; not a key
+    lock, so the partner's postings do not wait for it)."""
     await connection.execute("SELECT 1 FROM partners WHERE partner_id = $1 FOR UPDATE", partner_id)
     count = await connection.fetchval(
         "SELECT count(*) FROM webhook_endpoints WHERE partner_id = $1 AND deleted_at IS NULL",
@@ -85,16 +112,26 @@ async def insert_endpoint(
     )
     if count >= endpoints_max:
         return None
+    # The key first: a concurrent twin waits on its index, then fails on it (and replays).
+    await connection.execute(
+        "INSERT INTO idempotency_keys (partner_id, idempotency_key, request_sha256)"
+        " VALUES ($1, $2, $3)",
+        partner_id,
+        idempotency_key,
+        request_sha256,
+    )
     row = await connection.fetchrow(
         f"""
-        INSERT INTO webhook_endpoints (endpoint_id, partner_id, url, event_types, secret)
-        VALUES ($1, $2, $3, $4, $5) RETURNING {_ENDPOINT_COLUMNS}
+        INSERT INTO webhook_endpoints
+               (endpoint_id, partner_id, url, event_types, secret, idempotency_key)
+        VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_ENDPOINT_COLUMNS}
         """,
         endpoint_id,
         partner_id,
         url,
         list(event_types),
         secret,
+        idempotency_key,
     )
     assert row is not None
     return _endpoint(row)
@@ -141,16 +178,30 @@ async def delete_endpoint(
 
 
 async def record_test_event(
-    connection: asyncpg.Connection, partner_id: str, endpoint_id: str, test_type: str
+    connection: asyncpg.Connection,
+    partner_id: str,
+    endpoint_id: str,
+    test_type: str,
+    idempotency_key: str,
 ) -> str:
     """A test event of the partner's, delivered to this one endpoint only (no endpoint asks
-    for the test type, so the outbox makes no other delivery); in the caller's transaction."""
+    for the test type, so the outbox makes no other delivery); in the caller's transaction.
+    Once per Idempotency-Key: a retry gets the same event back, and nothing is sent twice."""
+    dedupe_key = f"test:{partner_id}:{idempotency_key}"
     event_id = await connection.fetchval(
-        "SELECT outbox_record($1, $2, ledger_now(), jsonb_build_object('endpoint_id', $3::text))",
+        "SELECT outbox_record($1, $2, ledger_now(),"
+        " jsonb_build_object('endpoint_id', $3::text), $4)",
         test_type,
         partner_id,
         endpoint_id,
+        dedupe_key,
     )
+    if event_id is None:
+        return str(
+            await connection.fetchval(
+                "SELECT event_id FROM events WHERE dedupe_key = $1", dedupe_key
+            )
+        )
     await connection.execute(
         "INSERT INTO webhook_deliveries (event_id, endpoint_id) VALUES ($1, $2)",
         event_id,
@@ -193,12 +244,14 @@ async def fetch_deliveries(
 async def replay_delivery(
     connection: asyncpg.Connection, delivery_id: int
 ) -> WebhookDelivery | None:
-    """Due again now, with the same event (so the same ``webhook-id``); None when unknown."""
+    """Due again now, with the same event (so the same ``webhook-id``); None when unknown. The
+    attempt count goes on (a worker still recording an earlier attempt cannot overwrite this
+    one): a replay of a delivery that had failed is one more attempt, now."""
     row = await connection.fetchrow(
         """
         UPDATE webhook_deliveries d
            SET status = 'pending', next_attempt_at = clock_timestamp(), lease_until = NULL,
-               delivered_at = NULL, attempts = 0
+               delivered_at = NULL
          WHERE d.delivery_id = $1
         RETURNING d.delivery_id
         """,
@@ -227,6 +280,7 @@ async def endpoint_of_delivery(
         f"""
         SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints
          WHERE endpoint_id = (SELECT endpoint_id FROM webhook_deliveries WHERE delivery_id = $1)
+           AND deleted_at IS NULL
         """,
         delivery_id,
     )

@@ -249,6 +249,12 @@ async def erase_member(connection: asyncpg.Connection, member_id: str) -> bool:
     )
     await connection.execute("DELETE FROM member_personal_data WHERE member_id = $1", member_id)
     await connection.execute("DELETE FROM member_keys WHERE member_id = $1", member_id)
+    # What a partner sent with an open hold may be personal: it goes too (an ended hold has
+    # none left).
+    await connection.execute(
+        "UPDATE holds SET metadata = NULL WHERE member_id = $1 AND metadata IS NOT NULL",
+        member_id,
+    )
     return bool(erased)
 
 

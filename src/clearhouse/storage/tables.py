@@ -276,6 +276,8 @@ webhook_endpoints = Table(
     Column("disabled_at", DateTime(timezone=True)),
     Column("disabled_reason", Text),
     Column("failing_since", DateTime(timezone=True)),
+    Column("idempotency_key", Text),
+    UniqueConstraint("partner_id", "idempotency_key", name="webhook_endpoints_key"),
     Index("webhook_endpoints_partner", "partner_id", postgresql_where=text("deleted_at IS NULL")),
 )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Final
 
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 
@@ -29,6 +29,7 @@ PURPOSE: Final = "settlement"
 DELIVERY_ID_MAX: Final = 2**63 - 1
 ENDPOINT_PROBLEMS: Final = (
     *SIGNED_PROBLEMS,
+    "idempotency_key_reused",
     "invalid_webhook_url",
     "unknown_event_type",
     "limit_exceeded",
@@ -193,13 +194,18 @@ class WebhookEndpointController(Controller):
         data: JSONBody[EndpointIn],
         idempotency_key: IdempotencyKey,
         data_purpose: DataPurpose,
-    ) -> EndpointOut:
+    ) -> Response[EndpointOut]:
         partner = await require_granted(request, PURPOSE)
         body = await strict_body(request, EndpointIn)
-        endpoint, secret = await _webhooks(request).register(
-            partner.partner_id, body.url, body.event_types, hmac_secret=body.hmac_secret
+        endpoint, secret, replayed = await _webhooks(request).register(
+            partner.partner_id,
+            body.url,
+            body.event_types,
+            hmac_secret=body.hmac_secret,
+            idempotency_key=idempotency_key,
         )
-        return endpoint_out(endpoint, secret)
+        headers = {"Idempotent-Replayed": "true"} if replayed else {}
+        return Response(endpoint_out(endpoint, secret), status_code=201, headers=headers)
 
     @get(
         "/",
@@ -253,7 +259,8 @@ class WebhookEndpointController(Controller):
     ) -> TestEventOut:
         partner = await require_granted(request, PURPOSE)
         await strict_body(request, TestEventIn)
-        return TestEventOut(await _webhooks(request).test(partner.partner_id, endpoint_id))
+        event_id = await _webhooks(request).test(partner.partner_id, endpoint_id, idempotency_key)
+        return TestEventOut(event_id)
 
 
 class WebhookDeliveryAdminController(Controller):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from clearhouse.domain.errors import InvalidRequest
@@ -20,6 +20,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         moment, row_id = raw.split("|")
-        return datetime.fromisoformat(moment.replace("Z", "+00:00")), UUID(row_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        at = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        if at.tzinfo is None:
+            raise ValueError("a cursor's time is UTC")
+        return at.astimezone(UTC), UUID(row_id)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidRequest("the cursor is not one this API gave out", field="cursor") from exc

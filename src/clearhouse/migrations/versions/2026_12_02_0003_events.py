@@ -27,9 +27,20 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 FUNCTIONS = ("outbox_record", "events_of_ledger", "contract_versions_announce")
-REPLACED = (("coalition_keys_guard", "0001"),)
+GUARD_TRIGGERS = {
+    "coalition_keys_guard": """
+CREATE TRIGGER coalition_keys_guarded BEFORE UPDATE OR DELETE ON coalition_keys
+    FOR EACH ROW EXECUTE FUNCTION coalition_keys_guard()
+""",
+    "holds_guard": """
+CREATE TRIGGER holds_guarded BEFORE UPDATE OR DELETE ON holds
+    FOR EACH ROW EXECUTE FUNCTION holds_guard()
+""",
+}
+"""Each replaced guard's trigger, made again with the function (DROP ... CASCADE removes it)."""
+REPLACED = (("coalition_keys_guard", "0001"), ("holds_guard", "0002"))
 """Functions of an earlier revision this one replaces, and that revision (its downgrade loads
-it again)."""
+it again): a coalition key's purpose never changes; an open hold may lose its metadata alone."""
 
 TABLES = r"""
 CREATE TABLE events (
@@ -63,7 +74,9 @@ CREATE TABLE webhook_endpoints (
     deleted_at timestamptz,
     disabled_at timestamptz,
     disabled_reason text,
-    failing_since timestamptz
+    failing_since timestamptz,
+    idempotency_key text,
+    CONSTRAINT webhook_endpoints_key UNIQUE (partner_id, idempotency_key)
 );
 CREATE INDEX webhook_endpoints_partner ON webhook_endpoints (partner_id)
     WHERE deleted_at IS NULL;
@@ -109,12 +122,6 @@ CREATE UNIQUE INDEX coalition_keys_one_current ON coalition_keys (purpose)
     WHERE retired_at IS NULL;
 """
 
-GUARD_TRIGGER = """
-CREATE TRIGGER coalition_keys_guarded BEFORE UPDATE OR DELETE ON coalition_keys
-    FOR EACH ROW EXECUTE FUNCTION coalition_keys_guard()
-"""
-"""The trigger of the guard, made again with the function (DROP ... CASCADE removes it)."""
-
 DOWNGRADE = r"""
 DROP INDEX coalition_keys_one_current;
 ALTER TABLE coalition_keys DISABLE TRIGGER coalition_keys_guarded;
@@ -142,14 +149,14 @@ def upgrade() -> None:
     for name, _ in REPLACED:
         op.execute(f"DROP FUNCTION {name} CASCADE")
         op.execute(function_sql(name, revision))
-        op.execute(GUARD_TRIGGER)
+        op.execute(GUARD_TRIGGERS[name])
 
 
 def downgrade() -> None:
     for name, earlier in REPLACED:
         op.execute(f"DROP FUNCTION {name} CASCADE")
         op.execute(function_sql(name, earlier))
-        op.execute(GUARD_TRIGGER)
+        op.execute(GUARD_TRIGGERS[name])
     for statement in split_sql(DOWNGRADE):
         op.execute(statement)
     for name in reversed(FUNCTIONS):

@@ -387,6 +387,11 @@ async def _deliver_the_rest(
     """What the server's workers had not sent yet (the month's end, the statements), sent by a
     worker of the demo's own, as serve's would."""
     worker = DeliveryWorker(database, webhook_key, SANDBOX_MASTER_KEY, sandbox=True, lease_s=30)
+    async with database.driver_connection() as connection:
+        # The server has exited: what its workers had claimed and not recorded is no one's now.
+        await connection.execute(
+            "UPDATE webhook_deliveries SET lease_until = NULL WHERE status = 'pending'"
+        )
     undelivered = 0
     for _ in range(600):
         await worker.run_once()
@@ -398,6 +403,14 @@ async def _deliver_the_rest(
             )
         if not undelivered:
             break
+        async with database.driver_connection() as connection:
+            # A rehearsal does not wait out the retry schedule: what a busy machine made fail
+            # once is due again at once (as an operator's replay would make it).
+            await connection.execute(
+                "UPDATE webhook_deliveries SET next_attempt_at = clock_timestamp()"
+                " WHERE status = 'pending' AND next_attempt_at > clock_timestamp()"
+                " AND (lease_until IS NULL OR lease_until < clock_timestamp())"
+            )
         await asyncio.sleep(0.05)
     return receiver.tally(undelivered)
 

@@ -16,7 +16,7 @@ from uuid import UUID
 
 import asyncpg
 
-from clearhouse.domain.holds import Hold, HoldStatus, MemberPoints
+from clearhouse.domain.holds import Hold, HoldStatus, MemberPoints, status_at
 from clearhouse.domain.records import Evidence
 
 _AUTHORIZE: Final = """
@@ -113,10 +113,9 @@ async def expire_due(connection: asyncpg.Connection, limit: int) -> int:
 def _hold(row: asyncpg.Record, now: datetime | None = None) -> Hold:
     """The hold of ``row``; with ``now``, one whose time ran out reads expired (closed when its
     time ran out), released yet or not."""
-    status = HoldStatus(row["status"])
-    closed_at = row["closed_at"]
-    if now is not None and status is HoldStatus.OPEN and row["expires_at"] <= now:
-        status, closed_at = HoldStatus.EXPIRED, row["expires_at"]
+    recorded = HoldStatus(row["status"])
+    status = recorded if now is None else status_at(recorded, row["expires_at"], now)
+    closed_at = row["expires_at"] if status is not recorded else row["closed_at"]
     return Hold(
         hold_id=row["hold_id"],
         partner_id=row["partner_id"],

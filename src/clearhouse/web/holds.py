@@ -8,12 +8,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Final
 from uuid import UUID
 
-import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from clearhouse.config import Settings
-from clearhouse.domain.errors import InvalidRequest
 from clearhouse.domain.holds import HoldStatus
 from clearhouse.services.holds import HoldAnswer, HoldRequest, Holds
 from clearhouse.web.paging import decode_cursor, encode_cursor
@@ -24,6 +22,7 @@ from clearhouse.web.partner import (
     DataPurpose,
     IdempotencyKey,
     evidence_of,
+    metadata_json,
     require_granted,
     require_purpose,
 )
@@ -85,9 +84,7 @@ class HoldController(Controller):
     ) -> Response[Hold]:
         partner = require_purpose(request, PURPOSE)
         body = await strict_body(request, HoldBody)
-        metadata = None if body.metadata is None else msgspec.json.encode(body.metadata).decode()
-        if metadata is not None and "\\u0000" in metadata:
-            raise InvalidRequest("metadata must not hold NUL characters", field="metadata")
+        metadata = metadata_json(body.metadata)
         answer = await _holds(request).authorize(
             partner.partner_id,
             HoldRequest(

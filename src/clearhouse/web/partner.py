@@ -109,11 +109,18 @@ def _written(posted: PostedEntry, settings: Settings) -> Response[Entry]:
     )
 
 
+def metadata_json(metadata: dict[str, Any] | None) -> str | None:
+    """What a partner sent besides the request's fields, as JSON (PostgreSQL's jsonb holds no
+    NUL character)."""
+    encoded = None if metadata is None else msgspec.json.encode(metadata).decode()
+    if encoded is not None and "\\u0000" in encoded:
+        raise InvalidRequest("metadata must not hold NUL characters", field="metadata")
+    return encoded
+
+
 async def _points_request(request: Request[Any, Any, Any]) -> PointsRequest:
     data = await strict_body(request, PointsBody)
-    metadata = None if data.metadata is None else msgspec.json.encode(data.metadata).decode()
-    if metadata is not None and "\\u0000" in metadata:
-        raise InvalidRequest("metadata must not hold NUL characters", field="metadata")
+    metadata = metadata_json(data.metadata)
     return PointsRequest(data.member_id, data.points, data.occurred_at, data.reference, metadata)
 
 

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from clearhouse.domain.errors import InvalidRequest
+from clearhouse.domain.expiry import REMINDER_DAYS_DEFAULT, ExpiryMode, ExpiryPolicy
+
 
 class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
@@ -66,6 +69,34 @@ def _database_name(env: Mapping[str, str]) -> str | None:
             f"CLEARHOUSE_DATABASE_NAME must be 1 to 63 lower-case letters, digits or _, not {raw!r}"
         )
     return raw
+
+
+def _expiry(env: Mapping[str, str]) -> ExpiryPolicy:
+    mode = env.get("CLEARHOUSE_EXPIRY_MODE") or "none"
+    if mode not in {m.value for m in ExpiryMode}:
+        raise SettingsError(f"CLEARHOUSE_EXPIRY_MODE must be none or fixed, not {mode!r}")
+    raw_days = env.get("CLEARHOUSE_EXPIRY_REMINDER_DAYS")
+    try:
+        days = (
+            REMINDER_DAYS_DEFAULT
+            if raw_days is None
+            else tuple(int(d) for d in raw_days.split(",") if d.strip())
+        )
+    except ValueError as exc:
+        raise SettingsError(
+            "CLEARHOUSE_EXPIRY_REMINDER_DAYS must be whole days separated by commas, "
+            f"not {raw_days!r}"
+        ) from exc
+    try:
+        return ExpiryPolicy(
+            mode=ExpiryMode(mode),
+            months=_int(env, "CLEARHOUSE_EXPIRY_MONTHS", 36, 1, 1200),
+            align=env.get("CLEARHOUSE_EXPIRY_ALIGN") or "exact",
+            reminder_days=days,
+            reinstatement_days=_int(env, "CLEARHOUSE_EXPIRY_REINSTATEMENT_DAYS", 30, 1, 3660),
+        )
+    except InvalidRequest as exc:
+        raise SettingsError(f"CLEARHOUSE_EXPIRY_*: {exc}") from exc
 
 
 SANDBOX_MASTER_KEY = hashlib.sha256(b"clearhouse sandbox master key: not a secret").digest()
@@ -121,6 +152,13 @@ class Settings:
     hold_sweep_interval_s: int
     """How often ``serve`` ends holds whose time ran out, in seconds; 0: no sweeper (captures and
     voids still refuse an expired hold, and postings still release a member's lapsed holds)."""
+    expiry: ExpiryPolicy
+    """When issued points expire (``CLEARHOUSE_EXPIRY_MODE``, ``_MONTHS``, ``_ALIGN``), when
+    partners are reminded (``_REMINDER_DAYS``) and how long points a reversal gives back after
+    their lot expired stay (``_REINSTATEMENT_DAYS``). It applies to points issued from then on."""
+    expiry_interval_s: int
+    """How often ``serve`` runs expiry and its reminders, in seconds, on the ledger clock; 0: never
+    (``clearhouse expiry run`` still does)."""
     signing_key_file: Path
     """The coalition's Ed25519 key (PEM) for response and statement signatures; made if absent."""
     webhook_key_file: Path
@@ -185,6 +223,8 @@ class Settings:
             body_timeout_s=_int(env, "CLEARHOUSE_BODY_TIMEOUT_S", 10, 1, 300),
             concurrent_requests_max=_int(env, "CLEARHOUSE_CONCURRENT_REQUESTS_MAX", 64, 1, 10000),
             hold_sweep_interval_s=_int(env, "CLEARHOUSE_HOLD_SWEEP_INTERVAL_S", 30, 0, 3600),
+            expiry=_expiry(env),
+            expiry_interval_s=_int(env, "CLEARHOUSE_EXPIRY_INTERVAL_S", 300, 0, 86400),
             signing_key_file=Path(
                 env.get("CLEARHOUSE_SIGNING_KEY_FILE")
                 or Path(env.get("CLEARHOUSE_DATA_DIR", ".clearhouse")) / "coalition-signing-key.pem"

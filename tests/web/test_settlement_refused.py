@@ -25,10 +25,16 @@ SECOND_REASON = "a line of the bakery is not quantity x rate"
 
 async def members_hold_more_than_the_ledger_says(database: Database, member_id: str) -> None:
     """What only someone bypassing Clearhouse can do: the balance row no longer matches the
-    postings, so the points roll-forward cannot close."""
-    async with database.driver_connection() as connection:
+    postings, so the points roll-forward cannot close (a lot of 5 points comes with it, as the
+    database requires of every balance)."""
+    async with database.transaction() as connection:
         await connection.execute(
             "UPDATE member_balances SET balance_points = balance_points + 5 WHERE member_id = $1",
+            member_id,
+        )
+        await connection.execute(
+            "INSERT INTO lots (member_id, points, remaining, recorded_at, cohort_at)"
+            " VALUES ($1, 5, 5, ledger_now(), ledger_now())",
             member_id,
         )
 

@@ -175,6 +175,12 @@ class SettlementRefused(ClearhouseError):
         self.problems = tuple(problems)
 
 
+class ExpiryRunInProgress(ClearhouseError):
+    """Another expiry run holds the coalition's expiry lock; this one did nothing."""
+
+    code = "expiry_run_in_progress"
+
+
 class ClockNotSettable(ClearhouseError):
     code = "forbidden"
 

@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
@@ -27,6 +27,7 @@ from clearhouse.domain.errors import (
     NotFound,
     PurposeNotPermitted,
 )
+from clearhouse.domain.expiry import ExpiringPoints, validate_within_days
 from clearhouse.domain.idempotency import request_fingerprint, validate_idempotency_key
 from clearhouse.domain.ledger import validate_identifier
 from clearhouse.domain.purposes import (
@@ -41,6 +42,8 @@ from clearhouse.domain.purposes import (
 from clearhouse.domain.records import Disclosure
 from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
+from clearhouse.storage import expiry as expiry_store
+from clearhouse.storage import ledger as ledger_store
 from clearhouse.storage import members as store
 
 PERSONAL_LENGTH_MAX: Final = 200
@@ -271,14 +274,7 @@ class Members:
         member is); a member unknown or not related to the partner is ``not_found``, exactly
         alike; then the member's consent and erasure.
         """
-        decision, version, related = await self.decide(partner_id, member_id, purpose)
-        if decision.code == "purpose_not_permitted":
-            raise PurposeNotPermitted(decision.reason)
-        if not related:
-            raise NotFound(f"no member {member_id}")
-        if not decision.allowed:
-            raise ConsentRequired(decision.reason)
-        assert version is not None
+        decision, version = await self._permitted(partner_id, member_id, purpose)
         assert decision.legal_basis is not None
         async with self._database.transaction() as connection:
             member = await store.fetch_member(connection, member_id)
@@ -318,6 +314,53 @@ class Members:
                 request_id,
             )
         return MemberView(member_id, purpose, version, shown)
+
+    async def _permitted(
+        self, partner_id: str, member_id: str, purpose: Purpose
+    ) -> tuple[DisclosureDecision, int]:
+        """The decision and contract version when ``purpose`` lets the partner see the member;
+        otherwise the refusal, in the order ``read`` states."""
+        decision, version, related = await self.decide(partner_id, member_id, purpose)
+        if decision.code == "purpose_not_permitted":
+            raise PurposeNotPermitted(decision.reason)
+        if not related:
+            raise NotFound(f"no member {member_id}")
+        if not decision.allowed:
+            raise ConsentRequired(decision.reason)
+        assert version is not None
+        return decision, version
+
+    async def expiring(
+        self, partner_id: str, member_id: str, within_days: int, request_id: str
+    ) -> list[ExpiringPoints]:
+        """The member's points that expire within ``within_days`` days unless redeemed, for
+        ``customer_service`` (its contract must grant ``member.balance``); a disclosure."""
+        validate_within_days(within_days)
+        decision, version = await self._permitted(partner_id, member_id, Purpose.CUSTOMER_SERVICE)
+        if DataField.BALANCE not in decision.fields:
+            raise PurposeNotPermitted("the contract grants no member.balance for customer_service")
+        assert decision.legal_basis is not None
+        async with self._database.transaction() as connection:
+            member = await store.fetch_member(connection, member_id)
+            if member is None:
+                raise NotFound(f"no member {member_id}")
+            if member.erased_at is not None:
+                raise MemberErased(f"member {member_id} was erased")
+            now = await ledger_store.ledger_now(connection)
+            found = await expiry_store.member_expiring(
+                connection, member_id, now, now + timedelta(days=within_days)
+            )
+            await store.insert_disclosure(
+                connection,
+                partner_id,
+                member_id,
+                Purpose.CUSTOMER_SERVICE.value,
+                [DataField.BALANCE.value],
+                version,
+                decision.legal_basis.value,
+                request_id,
+            )
+        return found
 
     def _fields(self, member: store.MemberRow, granted: frozenset[DataField]) -> dict[str, Any]:
         shown: dict[str, Any] = {}

@@ -27,6 +27,7 @@ from clearhouse.domain.errors import (
     NotFound,
     Unavailable,
 )
+from clearhouse.domain.expiry import NO_EXPIRY, ExpiryPolicy
 from clearhouse.domain.holds import Hold
 from clearhouse.domain.idempotency import (
     differing_fields,
@@ -93,10 +94,17 @@ def _fields_of(entry: Entry) -> dict[str, object]:
 class Ledger:
     """Records entries; the one place where ledger writes begin and end."""
 
-    def __init__(self, database: Database, contracts: ContractBook, zone: str) -> None:
+    def __init__(
+        self,
+        database: Database,
+        contracts: ContractBook,
+        zone: str,
+        expiry: ExpiryPolicy = NO_EXPIRY,
+    ) -> None:
         self._database = database
         self._contracts = contracts
         self._zone = zone
+        self._expiry = expiry
 
     async def issue(
         self,
@@ -343,6 +351,7 @@ class Ledger:
                 request_sha256=request_sha256,
                 evidence=evidence,
                 zone=self._zone,
+                expiry=self._expiry,
                 hold_id=hold_id,
             )
             if metadata is not None:

@@ -14,6 +14,7 @@ from uuid import UUID
 
 import asyncpg
 
+from clearhouse.domain.expiry import NO_EXPIRY, ExpiryPolicy
 from clearhouse.domain.ledger import EntryDraft, EntryKind, Posting, RecordedEntry
 from clearhouse.domain.records import Entry, Evidence
 
@@ -22,7 +23,8 @@ IDEMPOTENCY_CONSTRAINT = "idempotency_keys_pkey"
 
 _POST = """
 SELECT recorded_at, member_balance_after FROM ledger_post(
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
+    $22, $23, $24)
 """
 
 
@@ -39,6 +41,7 @@ async def record_entry(
     evidence: Evidence,
     zone: str,
     hold_id: UUID | None = None,
+    expiry: ExpiryPolicy = NO_EXPIRY,
 ) -> tuple[datetime, int | None]:
     """Record ``draft`` as entry ``entry_id``; returns ``(recorded_at, member_balance_after)``.
 
@@ -67,6 +70,9 @@ async def record_entry(
         zone,
         evidence.signature_base,
         hold_id,
+        expiry.lot_months,
+        expiry.align,
+        expiry.reinstatement_days,
     )
     assert row is not None
     return row["recorded_at"], row["member_balance_after"]
@@ -256,6 +262,40 @@ async def invariant_violations(connection: asyncpg.Connection) -> list[str]:
         """
     ):
         problems.append(f"entry {row['entry_id']} is reversed by more than its points")
+    for row in await connection.fetch(
+        """
+        SELECT b.member_id, b.balance_points, coalesce(l.total, 0) AS total
+          FROM member_balances b
+          LEFT JOIN (SELECT member_id, sum(remaining) AS total FROM lots GROUP BY member_id) l
+                 ON l.member_id = b.member_id
+         WHERE b.balance_points <> coalesce(l.total, 0)
+        """
+    ):
+        problems.append(
+            f"member {row['member_id']} has balance {row['balance_points']} "
+            f"but its lots hold {row['total']}"
+        )
+    for row in await connection.fetch(
+        """
+        SELECT l.lot_id FROM lots l
+         WHERE l.remaining <> l.points - coalesce((SELECT sum(c.points) FROM lot_consumptions c
+                                                    WHERE c.lot_id = l.lot_id), 0)
+        """
+    ):
+        problems.append(f"lot {row['lot_id']} does not hold its points less its consumptions")
+    for row in await connection.fetch(
+        """
+        SELECT e.entry_id, e.points, coalesce(sum(c.points), 0) AS taken
+          FROM entries e LEFT JOIN lot_consumptions c ON c.entry_id = e.entry_id
+         WHERE e.kind IN ('redeem', 'expiry')
+           AND e.recorded_at >= (SELECT coalesce(min(recorded_at), 'infinity') FROM lots
+                                  WHERE entry_id IS NOT NULL)
+         GROUP BY e.entry_id, e.points HAVING coalesce(sum(c.points), 0) <> e.points
+        """
+    ):
+        problems.append(
+            f"entry {row['entry_id']} took {row['taken']} points of lots, not {row['points']}"
+        )
     return problems
 
 

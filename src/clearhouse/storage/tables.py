@@ -198,6 +198,42 @@ holds = Table(
     Index("holds_partner_status", "partner_id", "status", "created_at", "hold_id"),
 )
 
+lots = Table(
+    "lots",
+    metadata,
+    Column("lot_id", BigInteger, Identity(always=True), primary_key=True),
+    Column("member_id", Text, ForeignKey("members.member_id"), nullable=False),
+    Column("entry_id", Uuid, ForeignKey("entries.entry_id")),
+    Column("partner_id", Text, ForeignKey("partners.partner_id")),
+    Column("contract_version", Integer),
+    Column("origin_lot_id", BigInteger, ForeignKey("lots.lot_id")),
+    Column("points", BigInteger, nullable=False),
+    Column("remaining", BigInteger, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("cohort_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Index(
+        "lots_member_order",
+        "member_id",
+        "expires_at",
+        "recorded_at",
+        "entry_id",
+        "lot_id",
+        postgresql_where=text("remaining > 0"),
+    ),
+    Index("lots_entry", "entry_id"),
+    Index("lots_origin", "origin_lot_id", postgresql_where=text("origin_lot_id IS NOT NULL")),
+)
+
+lot_consumptions = Table(
+    "lot_consumptions",
+    metadata,
+    Column("entry_id", Uuid, ForeignKey("entries.entry_id"), primary_key=True),
+    Column("lot_id", BigInteger, ForeignKey("lots.lot_id"), primary_key=True),
+    Column("points", BigInteger, nullable=False),
+    Index("lot_consumptions_lot", "lot_id"),
+)
+
 hold_events = Table(
     "hold_events",
     metadata,
@@ -391,6 +427,7 @@ contract_versions = Table(
     Column("max_points_per_member_per_day", BigInteger, nullable=False),
     Column("max_hold_seconds", Integer, nullable=False, server_default=text("604800")),
     Column("purposes", JSONB, nullable=False),
+    Column("breakage_share_rate", Numeric(20, 6), nullable=False, server_default=text("0")),
     Column("source", Text, nullable=False),
     Column(
         "loaded_at",

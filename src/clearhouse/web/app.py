@@ -21,13 +21,14 @@ from litestar.types import ASGIApp
 from clearhouse import __version__
 from clearhouse.config import Settings
 from clearhouse.crypto.ed25519 import CoalitionKey, load_or_create_private_key
-from clearhouse.domain.errors import ClearhouseError
+from clearhouse.domain.errors import ClearhouseError, ExpiryRunInProgress
 from clearhouse.services import access
 from clearhouse.services.coalition_keys import register as register_coalition_key
 from clearhouse.services.composition import Services
 from clearhouse.services.database import Database
 from clearhouse.services.delivery import DeliveryWorker
 from clearhouse.services.events import announce_contract_versions
+from clearhouse.services.expiry import Expiry
 from clearhouse.services.holds import Holds
 from clearhouse.web.admin import (
     ClockController,
@@ -112,6 +113,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         app_state.contracts = services.contracts
         app_state.ledger = services.ledger
         app_state.holds = services.holds
+        app_state.expiry = services.expiry
         app_state.webhooks = services.webhooks
         app_state.members = services.members
         app_state.clearing = services.clearing
@@ -147,6 +149,21 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
             if ended or announced:
                 log.info("maintenance", holds_expired=ended, versions_announced=announced)
 
+    async def expire_points_now_and_then(expiry: Expiry) -> None:
+        """Expiry on the ledger clock (a sandbox clock moved ahead moves it): each worker tries,
+        the lock lets one run at a time, and the others wait for their next turn."""
+        while True:
+            await asyncio.sleep(settings.expiry_interval_s)
+            try:
+                done = await expiry.run()
+            except ExpiryRunInProgress:
+                continue
+            except (ClearhouseError, asyncpg.PostgresError) as exc:
+                log.warning("expiry run failed", error_type=type(exc).__name__)
+                continue
+            if done.points:
+                log.info("expiry run", entries=done.entries, points=done.points)
+
     async def open_database(app: Litestar) -> None:
         if app.state.database is None:
             attach(app.state, Database.for_settings(settings, pool_size=settings.db_pool_size))
@@ -160,6 +177,8 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
             background.add(
                 asyncio.create_task(expire_holds_now_and_then(app.state.holds, app.state.database))
             )
+        if settings.expiry_interval_s:
+            background.add(asyncio.create_task(expire_points_now_and_then(app.state.expiry)))
         for _ in range(settings.webhook_workers):
             worker = DeliveryWorker(
                 app.state.database,

@@ -6,9 +6,10 @@ from typing import Annotated, Any, Final
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from clearhouse.domain.errors import InvalidRequest, PurposeNotPermitted
+from clearhouse.domain.expiry import EXPIRING_WITHIN_DAYS_MAX
 from clearhouse.domain.purposes import Purpose
 from clearhouse.services.members import ConsentStatement, Members
 from clearhouse.web.partner import SIGNED_PROBLEMS, WRITE_PROBLEMS, partner_of
@@ -58,6 +59,17 @@ class Consent(msgspec.Struct, frozen=True):
 
 class Enrolled(msgspec.Struct, frozen=True):
     member_id: str
+
+
+class Expiring(msgspec.Struct, frozen=True):
+    expires_at: str
+    points: int
+
+
+class MemberExpiring(msgspec.Struct, frozen=True):
+    member_id: str
+    within_days: int
+    expiring: list[Expiring]
 
 
 class MemberConsents(msgspec.Struct, frozen=True):
@@ -138,6 +150,29 @@ class MemberController(Controller):
             "contract_version": view.contract_version,
             **view.fields,
         }
+
+    @get(
+        "/{member_id:str}/expiring",
+        summary="The member's points that expire unless redeemed, per expiry time "
+        "(Data-Purpose: customer_service)",
+        responses=problem_responses(*SIGNED_PROBLEMS, *MEMBER_PROBLEMS),
+    )
+    async def expiring(
+        self,
+        request: Request[Any, Any, Any],
+        member_id: FromPath[str],
+        data_purpose: DataPurpose,
+        within_days: Annotated[int, QueryParameter(ge=1, le=EXPIRING_WITHIN_DAYS_MAX)] = 30,
+    ) -> MemberExpiring:
+        _declared(request, Purpose.CUSTOMER_SERVICE)
+        found = await _members(request).expiring(
+            partner_of(request).partner_id, member_id, within_days, request_id_of(request.scope)
+        )
+        return MemberExpiring(
+            member_id,
+            within_days,
+            [Expiring(rfc3339(e.expires_at), e.points) for e in found],
+        )
 
     @put(
         "/{member_id:str}/consents",

@@ -26,7 +26,8 @@ from clearhouse.storage.sqlstates import SQLSTATE_INSUFFICIENT_POINTS
 
 BARE_POST: Final = """
 SELECT recorded_at, member_balance_after FROM ledger_post(
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
+    $22, $23, $24)
 """
 """The live ``ledger_post`` called positionally with all its parameters, as
 ``storage.ledger.record_entry`` calls it (a test holds the count against the live function)."""
@@ -93,6 +94,9 @@ def bare_post(pool: Any, partner_ids: Sequence[str], member_ids: Sequence[str]) 
                 BENCH_ZONE,
                 None,  # p_signature_base
                 None,  # p_hold_id: not a capture
+                None,  # p_lot_months: the lot never expires, as the service's default policy
+                "exact",  # p_lot_align
+                30,  # p_reinstate_days
             )
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == SQLSTATE_INSUFFICIENT_POINTS:

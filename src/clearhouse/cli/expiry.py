@@ -40,12 +40,14 @@ def expiry_run(as_json: bool) -> None:
                 "members": done.members,
                 "entries": done.entries,
                 "points": done.points,
+                "reminders": done.reminders,
             }
         )
         return
     click.echo(
         f"{done.points:,} points expired in {done.entries:,} entries "
-        f"({done.holds_expired:,} lapsed holds ended first)"
+        f"({done.holds_expired:,} lapsed holds ended first); "
+        f"{done.reminders:,} reminders of points expiring soon recorded"
     )
 
 

@@ -26,6 +26,7 @@ PARTNER_EVENT_TYPES: Final = frozenset(
         "statement.available",
         "key.revoked",
         "contract.version_effective",
+        "points.expiring",
     }
 )
 """What a partner's endpoint may ask for."""

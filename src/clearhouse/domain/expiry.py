@@ -132,6 +132,49 @@ class ExpiringPoints:
     points: int
 
 
+def reminder_due(now: datetime, expires_at: datetime, reminder_days: tuple[int, ...]) -> int | None:
+    """The reminder due now for points expiring at ``expires_at``: the smallest offset (days
+    before expiry) already reached, so that a lot made or found late is told once, at the
+    nearest offset, and never at a farther one after it; None before the first offset and once
+    the points expired."""
+    if expires_at <= now:
+        return None
+    reached = [d for d in reminder_days if expires_at - now <= timedelta(days=d)]
+    return min(reached, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class DueReminder:
+    """Points of a member expiring on one day of the coalition's calendar, from ``expires_at``
+    (the day's earliest expiry) on, told ``days_before`` days ahead."""
+
+    day: date
+    expires_at: datetime
+    points: int
+    days_before: int
+
+
+def reminders_due(
+    now: datetime,
+    expiring: list[ExpiringPoints],
+    reminder_days: tuple[int, ...],
+    zone: ZoneInfo,
+) -> list[DueReminder]:
+    """The reminders due now of a member's expiring points: one per day of expiry in the
+    coalition's time zone (lots of one day are one reminder, however many purchases made
+    them), at the offset its earliest expiry reached."""
+    days: dict[date, list[ExpiringPoints]] = {}
+    for points in expiring:
+        days.setdefault(points.expires_at.astimezone(zone).date(), []).append(points)
+    due = []
+    for day, of_day in sorted(days.items()):
+        earliest = min(p.expires_at for p in of_day)
+        offset = reminder_due(now, earliest, reminder_days)
+        if offset is not None:
+            due.append(DueReminder(day, earliest, sum(p.points for p in of_day), offset))
+    return due
+
+
 def validate_within_days(within_days: int) -> int:
     if not 1 <= within_days <= EXPIRING_WITHIN_DAYS_MAX:
         raise InvalidRequest(

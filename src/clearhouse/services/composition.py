@@ -15,7 +15,7 @@ from clearhouse.crypto.ed25519 import CoalitionKey
 from clearhouse.services.clearing import Clearing
 from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
-from clearhouse.services.expiry import Expiry
+from clearhouse.services.expiry import Expiry, Reminders
 from clearhouse.services.holds import Holds
 from clearhouse.services.members import Members
 from clearhouse.services.posting import Ledger
@@ -40,7 +40,14 @@ class Services:
         self.contracts = ContractBook(database)
         self.ledger = Ledger(database, self.contracts, settings.timezone.key, settings.expiry)
         self.holds = Holds(database, self.contracts, self.ledger)
-        self.expiry = Expiry(database, self.holds, settings.timezone.key)
+        self.expiry = Expiry(
+            database,
+            self.holds,
+            settings.timezone.key,
+            Reminders(
+                database, self.contracts, settings.timezone.key, settings.expiry.reminder_days
+            ),
+        )
 
     @cached_property
     def members(self) -> Members:

@@ -161,8 +161,13 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
             except (ClearhouseError, asyncpg.PostgresError) as exc:
                 log.warning("expiry run failed", error_type=type(exc).__name__)
                 continue
-            if done.points:
-                log.info("expiry run", entries=done.entries, points=done.points)
+            if done.points or done.reminders:
+                log.info(
+                    "expiry run",
+                    entries=done.entries,
+                    points=done.points,
+                    reminders=done.reminders,
+                )
 
     async def open_database(app: Litestar) -> None:
         if app.state.database is None:

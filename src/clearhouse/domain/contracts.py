@@ -41,6 +41,9 @@ class SettlementTerms(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Money the coalition pays the partner per point redeemed."""
     fee_per_entry: str = "0"
     """An operator fee per entry, paid by the partner."""
+    breakage_share_rate: str = "0"
+    """Money the coalition returns to the partner per point of its issue that expired (0: none;
+    expiry then moves no money)."""
 
 
 class LimitTerms(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -101,6 +104,7 @@ class ContractVersion:
     sha256: str
     source: str
     max_hold_seconds: int = HOLD_SECONDS_CONTRACT_DEFAULT
+    breakage_share_rate: Decimal = Decimal("0")
 
 
 class ContractInvalid(ValueError):
@@ -213,6 +217,9 @@ def parse_contract(name: str, data: bytes) -> ContractVersion:
         contract.settlement.redemption_rate, "settlement.redemption_rate", problems
     )
     fee = _rate(contract.settlement.fee_per_entry, "settlement.fee_per_entry", problems)
+    breakage_share = _rate(
+        contract.settlement.breakage_share_rate, "settlement.breakage_share_rate", problems
+    )
     for key, limit in (
         ("limits.max_points_per_transaction", contract.limits.max_points_per_transaction),
         ("limits.max_points_per_member_per_day", contract.limits.max_points_per_member_per_day),
@@ -244,6 +251,7 @@ def parse_contract(name: str, data: bytes) -> ContractVersion:
         issue_rate=issue_rate,
         redemption_rate=redemption_rate,
         fee_per_entry=fee,
+        breakage_share_rate=breakage_share,
         max_points_per_transaction=contract.limits.max_points_per_transaction,
         max_points_per_member_per_day=contract.limits.max_points_per_member_per_day,
         max_hold_seconds=contract.limits.max_hold_seconds,

@@ -29,6 +29,7 @@ from clearhouse.domain.errors import NotFound, PeriodNotEnded, SettlementRefused
 from clearhouse.domain.ledger import partner_settlement_account, settle_partner
 from clearhouse.domain.netting import (
     Aggregate,
+    Cohort,
     PartnerNet,
     PointsRollForward,
     check_settlement,
@@ -91,23 +92,27 @@ class PeriodNetting:
     margin: Decimal
     problems: list[str]
     """Why the period may not be settled; empty when everything adds up."""
+    cohorts: list[Cohort]
+    """Every month of issue as of the cut-off (the coalition statement's breakage data)."""
 
     @property
     def partner_ids(self) -> list[str]:
         return [net.partner_id for net in self.nets]
 
 
-async def net_period(connection: Any, closed: SealedPeriod) -> PeriodNetting:
+async def net_period(connection: Any, closed: SealedPeriod, zone: str) -> PeriodNetting:
     """The aggregate part of settling: the period's aggregates and roll-forward, the partners'
     contract versions, the netting and its checks."""
     aggregates = await store.partner_aggregates(connection, closed.starts_at, closed.ends_at)
+    expired = await store.expired_by_issuer(connection, closed.starts_at, closed.ends_at)
     roll_forward = await store.points_roll_forward(
         connection,
         closed.starts_at,
         closed.ends_at,
         await _previous_closing(connection, closed.period),
     )
-    partner_ids = sorted({a.partner_id for a in aggregates})
+    cohorts = await store.breakage_cohorts(connection, closed.ends_at, zone, closed.period)
+    partner_ids = sorted({a.partner_id for a in aggregates} | {e.partner_id for e in expired})
     versions: dict[str, list[ContractVersion]] = {
         p: await contract_store.partner_versions(connection, p) for p in partner_ids
     }
@@ -116,12 +121,13 @@ async def net_period(connection: Any, closed: SealedPeriod) -> PeriodNetting:
             p,
             [a for a in aggregates if a.partner_id == p],
             {v.version: v for v in versions[p]},
+            [e for e in expired if e.partner_id == p],
         )
         for p in partner_ids
     ]
     margin = coalition_margin(nets)
-    problems = check_settlement(nets, margin, roll_forward)
-    return PeriodNetting(aggregates, roll_forward, versions, nets, margin, list(problems))
+    problems = check_settlement(nets, margin, roll_forward, cohorts)
+    return PeriodNetting(aggregates, roll_forward, versions, nets, margin, list(problems), cohorts)
 
 
 async def signed_statement(database: Database, period: str, party: str) -> SignedStatement:
@@ -230,11 +236,11 @@ class Clearing:
             closed = await store.fetch_period(connection, period)
             if closed is None:
                 raise NotFound(f"{period} is not closed")
-            return await net_period(connection, closed)
+            return await net_period(connection, closed, self._zone.key)
 
     async def _settle(self, connection: Any, closed: SealedPeriod) -> list[SignedStatement]:
         period = closed.period
-        netting = await net_period(connection, closed)
+        netting = await net_period(connection, closed, self._zone.key)
         if netting.problems:
             raise SettlementRefused(netting.problems)
         aggregates, versions, nets = netting.aggregates, netting.versions, netting.nets
@@ -291,6 +297,7 @@ class Clearing:
             open_holds=await hold_store.open_at(connection, closed.ends_at),
             ledger_root=closed.root,
             generated_at=now,
+            cohorts=netting.cohorts,
         )
         statements.append(sign_statement(coalition, self._key))
         for statement in statements:

@@ -22,13 +22,15 @@ import msgspec
 from clearhouse.crypto.ed25519 import CoalitionKey, verify
 from clearhouse.domain.canonical import canonical_json, utc_text
 from clearhouse.domain.contracts import ContractVersion
-from clearhouse.domain.netting import PartnerNet, PointsRollForward
+from clearhouse.domain.netting import Cohort, PartnerNet, PointsRollForward
 from clearhouse.domain.netting import StatementLine as NettedLine
 from clearhouse.statements.model import (
     COALITION_PARTY,
+    BreakageCohort,
     CoalitionStatement,
     ContractTerms,
     Direction,
+    ExpiredPoints,
     Integrity,
     OpenHolds,
     PartnerPosition,
@@ -105,6 +107,15 @@ def money(amount: Decimal) -> str:
     return f"{amount:.2f}"
 
 
+def _money_or_none(amount: Decimal) -> str | None:
+    """An amount of a field that a statement leaves out while it is zero (``None``)."""
+    return money(amount) if amount else None
+
+
+def _rate_or_none(rate: Decimal) -> str | None:
+    return str(rate) if rate else None
+
+
 def sign_statement(statement: Statement, key: CoalitionKey) -> SignedStatement:
     """``statement`` canonicalised and signed; its party is its partner, or the coalition."""
     canonical = canonical_json(msgspec.to_builtins(statement))
@@ -157,6 +168,7 @@ def _terms(version: ContractVersion) -> ContractTerms:
         issue_rate=str(version.issue_rate),
         redemption_rate=str(version.redemption_rate),
         fee_per_entry=str(version.fee_per_entry),
+        breakage_share_rate=_rate_or_none(version.breakage_share_rate),
         max_points_per_transaction=version.max_points_per_transaction,
         max_points_per_member_per_day=version.max_points_per_member_per_day,
     )
@@ -182,7 +194,7 @@ def partner_document(
     generated_at: datetime,
     opening_position: Decimal,
 ) -> PartnerStatement:
-    used = {line.contract_version for line in net.lines}
+    used = {line.contract_version for line in net.lines} | {e.contract_version for e in net.expired}
     direction = Direction(net.direction)
     return PartnerStatement(
         statement_id=f"{period}/{net.partner_id}",
@@ -199,9 +211,19 @@ def partner_document(
         issue_amount=money(net.issue_amount),
         redemption_amount=money(net.redemption_amount),
         fees=money(net.fees),
+        breakage_amount=_money_or_none(net.breakage_amount),
         net=money(net.net),
         direction=direction,
         who_pays=who_pays(direction, legal_name, net.net, currency),
+        expired_points=tuple(
+            ExpiredPoints(
+                contract_version=e.contract_version,
+                points=e.points,
+                issue_rate=str(e.issue_rate),
+                value=money(e.value),
+            )
+            for e in net.expired
+        ),
         opening_position=money(opening_position),
         closing_position=money(opening_position + net.net),
         contract_versions=tuple(_terms(v) for v in versions if v.version in used),
@@ -221,6 +243,7 @@ def coalition_document(
     open_holds: tuple[int, int],
     ledger_root: bytes,
     generated_at: datetime,
+    cohorts: Sequence[Cohort] = (),
 ) -> CoalitionStatement:
     total = sum((n.net for n in nets), Decimal("0.00"))
     return CoalitionStatement(
@@ -239,8 +262,11 @@ def coalition_document(
                 issue_amount=money(n.issue_amount),
                 redemption_amount=money(n.redemption_amount),
                 fees=money(n.fees),
+                breakage_amount=_money_or_none(n.breakage_amount),
                 net=money(n.net),
                 direction=Direction(n.direction),
+                expired_points=sum(e.points for e in n.expired),
+                expired_value=_money_or_none(sum((e.value for e in n.expired), Decimal("0.00"))),
             )
             for n in nets
         ),
@@ -256,5 +282,17 @@ def coalition_document(
             adjusted=roll_forward.adjusted,
             closing=roll_forward.closing,
             member_balances_at_cut_off=roll_forward.closing_member_balances,
+        ),
+        breakage_cohorts=tuple(
+            BreakageCohort(
+                month=c.month,
+                issued=c.issued,
+                adjusted=c.adjusted,
+                redeemed=c.redeemed,
+                expired=c.expired,
+                outstanding=c.outstanding,
+                redeemed_by_age=c.redeemed_by_age,
+            )
+            for c in cohorts
         ),
     )

@@ -7,7 +7,10 @@ A statement is signed as the RFC 8785 bytes of one of the two documents below
 integers; moments are RFC 3339 UTC text with microseconds and ``Z``. The types are frozen, and
 decoding refuses a field that is not declared here, so a document either is a statement of this
 shape or is refused. A field added later needs a default, so that the statements signed before
-it still decode (they are served as they were stored, without it: ``served_json``).
+it still decode (they are served as they were stored, without it: ``served_json``), and is left
+out of a document while it holds its default (``omit_defaults``): the breakage figures appear
+only where points expired or lots exist, so a statement without them is byte for byte what it
+was before they existed.
 
 Each document's fields are declared in the order of their names, the order of the canonical
 JSON, so the served document lists them as the signed bytes do, with ``integrity`` last.
@@ -83,7 +86,9 @@ class StatementLine(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
         LineKind,
         Meta(
             description="issue: the partner pays for points it issued; redemption: the "
-            "coalition pays for points redeemed there; fee: an operator fee per entry."
+            "coalition pays for points redeemed there; fee: an operator fee per entry; "
+            "breakage: the coalition returns the contract's breakage_share_rate per point "
+            "of the partner's issues that expired in the period."
         ),
     ]
     points: Annotated[
@@ -99,7 +104,10 @@ class StatementLine(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     ]
     rate: Annotated[
         Rate,
-        Meta(description="The version's issue_rate, redemption_rate or fee_per_entry."),
+        Meta(
+            description="The version's issue_rate, redemption_rate, fee_per_entry or "
+            "breakage_share_rate."
+        ),
     ]
     reversed_points: Annotated[
         CountedPoints,
@@ -110,9 +118,53 @@ class StatementLine(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     ]
 
 
-class ContractTerms(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class ExpiredPoints(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Points of the partner's issues under one contract version that expired in the period,
+    valued at that version's issue rate: information, not part of the net (a breakage line is,
+    where the contract sets a breakage share)."""
+
+    contract_version: Annotated[int, Meta(ge=1, description="The version they were issued under.")]
+    issue_rate: Annotated[Rate, Meta(description="That version's issue_rate.")]
+    points: Annotated[CountedPoints, Meta(description="Points that expired in the period.")]
+    value: Annotated[
+        Money, Meta(description="points x issue_rate, rounded once to cents, half-even.")
+    ]
+
+
+class BreakageCohort(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One month of issue, from then to the period's cut-off, read from the lots: what an
+    auditor needs for a breakage estimate (IFRS 15 B44-B47)."""
+
+    adjusted: Annotated[Points, Meta(description="Points added (+) or taken (-) by adjustments.")]
+    expired: Annotated[Points, Meta(description="Points of the cohort that expired.")]
+    issued: Annotated[Points, Meta(description="Points issued in the month, net of reversals.")]
+    month: Annotated[Period, Meta(description="The month of issue, in the coalition's time zone.")]
+    outstanding: Annotated[
+        Points,
+        Meta(description="Still held at the cut-off: issued + adjusted - redeemed - expired."),
+    ]
+    redeemed: Annotated[Points, Meta(description="Points of the cohort redeemed, net.")]
+    redeemed_by_age: Annotated[
+        tuple[Points, ...],
+        Meta(
+            description="Points redeemed (net) in the month of issue, the month after, and so "
+            "on up to the cut-off's month: the redemption curve by age in months."
+        ),
+    ]
+
+
+class ContractTerms(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
+):
     """The terms of one contract version that has a line in the statement."""
 
+    breakage_share_rate: Annotated[
+        Rate | None,
+        Meta(
+            description="What the coalition returns per point of the partner's issues that "
+            "expired (absent: nothing)."
+        ),
+    ] = None
     effective_from: Annotated[UtcTime, Meta(description="When the version took effect.")]
     fee_per_entry: Annotated[Rate, Meta(description="The operator fee per entry.")]
     issue_rate: Annotated[
@@ -133,14 +185,29 @@ class ContractTerms(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     version: Annotated[int, Meta(ge=1, description="The contract version.")]
 
 
-class PartnerPosition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class PartnerPosition(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
+):
     """One partner's figures in the coalition's statement, as its own statement states them."""
 
+    breakage_amount: Annotated[
+        Money | None, Meta(description="The partner's breakage lines (absent: none).")
+    ] = None
     direction: Direction
+    expired_points: Annotated[
+        CountedPoints,
+        Meta(description="Points of the partner's issues expired in the period (absent: 0)."),
+    ] = 0
+    expired_value: Annotated[
+        Money | None,
+        Meta(description="Those points at their issue rates, as information (absent: none)."),
+    ] = None
     fees: Annotated[Money, Meta(description="The partner's fees.")]
     issue_amount: Annotated[Money, Meta(description="The partner's issue amount.")]
     legal_name: Annotated[str, Meta(description="The partner's legal name.")]
-    net: Annotated[Money, Meta(description="redemption_amount - issue_amount - fees.")]
+    net: Annotated[
+        Money, Meta(description="redemption_amount + breakage_amount - issue_amount - fees.")
+    ]
     partner_id: Annotated[str, Meta(description="The partner's id.")]
     redemption_amount: Annotated[Money, Meta(description="The partner's redemption amount.")]
 
@@ -173,9 +240,14 @@ class OpenHolds(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     points: Annotated[Points, Meta(description="The points those holds reserved.")]
 
 
-class PartnerStatement(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class PartnerStatement(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
+):
     """A partner's settlement statement for one period, as signed."""
 
+    breakage_amount: Annotated[
+        Money | None, Meta(description="The sum of the breakage lines (absent: none).")
+    ] = None
     closing_position: Annotated[
         Money, Meta(description="The settlement position after the period: opening + net.")
     ]
@@ -187,6 +259,12 @@ class PartnerStatement(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     currency: Annotated[str, Meta(description="The currency of every amount, ISO 4217.")]
     direction: Direction
     entries: Annotated[int, Meta(ge=0, description="The partner's entries netted.")]
+    expired_points: Annotated[
+        tuple[ExpiredPoints, ...],
+        Meta(
+            description="Points of the partner's issues that expired, per version (absent: none)."
+        ),
+    ] = ()
     fees: Annotated[Money, Meta(description="The sum of the fee lines.")]
     generated_at: Annotated[UtcTime, Meta(description="When the statement was made.")]
     issue_amount: Annotated[Money, Meta(description="The sum of the issue lines.")]
@@ -194,13 +272,13 @@ class PartnerStatement(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     legal_name: Annotated[str, Meta(description="The partner's legal name.")]
     lines: Annotated[
         tuple[StatementLine, ...],
-        Meta(description="By contract version, then kind (fee, issue, redemption)."),
+        Meta(description="By contract version, then kind (breakage, fee, issue, redemption)."),
     ]
     net: Annotated[
         Money,
         Meta(
-            description="redemption_amount - issue_amount - fees: positive, the coalition pays "
-            "the partner; negative, the partner pays the coalition."
+            description="redemption_amount + breakage_amount - issue_amount - fees: positive, "
+            "the coalition pays the partner; negative, the partner pays the coalition."
         ),
     ]
     opening_position: Annotated[
@@ -216,16 +294,25 @@ class PartnerStatement(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     who_pays: Annotated[str, Meta(description="Who pays whom, in words, with the amount.")]
 
 
-class CoalitionStatement(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class CoalitionStatement(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
+):
     """The coalition's statement for one period, as signed: every partner's net, their sum
     against the coalition's margin, and the members' points."""
 
+    breakage_cohorts: Annotated[
+        tuple[BreakageCohort, ...],
+        Meta(
+            description="Every month of issue as of the cut-off, oldest first; their "
+            "outstanding points add up to member_balances_at_cut_off (absent: no lots)."
+        ),
+    ] = ()
     coalition: Annotated[str, Meta(description="The coalition's name.")]
     coalition_margin: Annotated[
         Money,
         Meta(
             description="What partners pay for issued points and fees, less what the "
-            "coalition pays for redeemed points."
+            "coalition pays for redeemed points and breakage shares."
         ),
     ]
     currency: Annotated[str, Meta(description="The currency of every amount, ISO 4217.")]
@@ -237,7 +324,8 @@ class CoalitionStatement(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     open_holds_at_cut_off: OpenHolds
     partner_id: Annotated[None, Meta(description="Always null: the coalition's statement.")]
     partners: Annotated[
-        tuple[PartnerPosition, ...], Meta(description="Every partner with entries, by id.")
+        tuple[PartnerPosition, ...],
+        Meta(description="Every partner with entries or expired points, by id."),
     ]
     partners_net_total: Annotated[Money, Meta(description="The sum of the partners' nets.")]
     period: Period

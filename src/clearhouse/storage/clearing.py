@@ -11,7 +11,7 @@ from decimal import Decimal
 import asyncpg
 
 from clearhouse.domain.canonical import canonical_entry
-from clearhouse.domain.netting import Aggregate, LineKind, PointsRollForward
+from clearhouse.domain.netting import Aggregate, Cohort, Expired, LineKind, PointsRollForward
 from clearhouse.domain.records import SealedPeriod, StatementEntry
 
 PERIOD_LOCK_CLASS = 1128812
@@ -200,6 +200,113 @@ async def partner_aggregates(
         )
         for r in rows
     ]
+
+
+async def expired_by_issuer(
+    connection: asyncpg.Connection, start: datetime, end: datetime
+) -> list[Expired]:
+    """Per issuing partner and contract version: points of its lots expired in ``[start, end)``
+    (by the expiry run or an operator's expiry)."""
+    rows = await connection.fetch(
+        """
+        SELECT l.partner_id, l.contract_version, sum(c.points) AS points
+          FROM entries e
+          JOIN lot_consumptions c ON c.entry_id = e.entry_id
+          JOIN lots l ON l.lot_id = c.lot_id
+         WHERE e.recorded_at >= $1 AND e.recorded_at < $2 AND e.kind = 'expiry'
+           AND l.partner_id IS NOT NULL
+         GROUP BY 1, 2
+        HAVING sum(c.points) <> 0
+         ORDER BY 1, 2
+        """,
+        start,
+        end,
+    )
+    return [Expired(r["partner_id"], r["contract_version"], int(r["points"])) for r in rows]
+
+
+_COHORT_MOVES = """
+WITH moves AS (
+    SELECT l.cohort_at, l.recorded_at AS moved_at, coalesce(o.kind, e.kind) AS kind,
+           l.points AS points
+      FROM lots l
+      LEFT JOIN entries e ON e.entry_id = l.entry_id
+      LEFT JOIN entries o ON o.entry_id = e.reversal_of
+     WHERE l.recorded_at < $1
+    UNION ALL
+    SELECT l.cohort_at, e.recorded_at, coalesce(o.kind, e.kind), -c.points
+      FROM lot_consumptions c
+      JOIN entries e ON e.entry_id = c.entry_id
+      LEFT JOIN entries o ON o.entry_id = e.reversal_of
+      JOIN lots l ON l.lot_id = c.lot_id
+     WHERE e.recorded_at < $1
+), dated AS (
+    SELECT date_trunc('month', cohort_at AT TIME ZONE $2) AS cohort,
+           date_trunc('month', moved_at AT TIME ZONE $2) AS month, kind, points
+      FROM moves
+)
+SELECT to_char(cohort, 'YYYY-MM') AS cohort,
+       ((extract(year FROM month) - extract(year FROM cohort)) * 12
+        + extract(month FROM month) - extract(month FROM cohort))::integer AS age,
+       coalesce(sum(points) FILTER (WHERE kind = 'issue'), 0) AS issued,
+       coalesce(-sum(points) FILTER (WHERE kind = 'redeem'), 0) AS redeemed,
+       coalesce(-sum(points) FILTER (WHERE kind = 'expiry'), 0) AS expired,
+       coalesce(sum(points) FILTER (WHERE kind IS NULL
+                                       OR kind NOT IN ('issue', 'redeem', 'expiry')), 0)
+           AS adjusted
+  FROM dated GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+_COHORT_HOLDINGS = """
+SELECT to_char(date_trunc('month', l.cohort_at AT TIME ZONE $2), 'YYYY-MM') AS cohort,
+       sum(l.remaining + coalesce((SELECT sum(c.points) FROM lot_consumptions c
+                                     JOIN entries e ON e.entry_id = c.entry_id
+                                    WHERE c.lot_id = l.lot_id AND e.recorded_at >= $1), 0))
+           AS outstanding
+  FROM lots l WHERE l.recorded_at < $1 GROUP BY 1
+"""
+
+
+async def breakage_cohorts(
+    connection: asyncpg.Connection, end: datetime, zone: str, cut_off_month: str
+) -> list[Cohort]:
+    """Every month of issue, as of the cut-off ``end``: what its lots were issued, adjusted,
+    redeemed and expired (from lots and their consumptions), and what they hold (from the
+    lots' remainders, less what moved after the cut-off: a second reading)."""
+    moves = await connection.fetch(_COHORT_MOVES, end, zone)
+    holdings = {
+        r["cohort"]: int(r["outstanding"])
+        for r in await connection.fetch(_COHORT_HOLDINGS, end, zone)
+    }
+    by_month: dict[str, list[asyncpg.Record]] = {}
+    for row in moves:
+        by_month.setdefault(row["cohort"], []).append(row)
+    cohorts = []
+    for month, rows in sorted(by_month.items()):
+        ages = _months_between(month, cut_off_month) + 1
+        curve = [0] * max(ages, max(r["age"] for r in rows) + 1)
+        for r in rows:
+            # Only a redeem made before lots existed, reversed later, moves a cohort before it.
+            curve[max(r["age"], 0)] += int(r["redeemed"])
+        cohorts.append(
+            Cohort(
+                month=month,
+                issued=sum(int(r["issued"]) for r in rows),
+                adjusted=sum(int(r["adjusted"]) for r in rows),
+                redeemed=sum(int(r["redeemed"]) for r in rows),
+                expired=sum(int(r["expired"]) for r in rows),
+                outstanding=holdings.get(month, 0),
+                redeemed_by_age=tuple(curve),
+            )
+        )
+    return cohorts
+
+
+def _months_between(first: str, last: str) -> int:
+    """Whole months from ``first`` to ``last`` (both YYYY-MM)."""
+    y1, m1 = (int(part) for part in first.split("-"))
+    y2, m2 = (int(part) for part in last.split("-"))
+    return (y2 - y1) * 12 + m2 - m1
 
 
 async def points_roll_forward(

@@ -14,7 +14,7 @@ from clearhouse.domain.purposes import DataField, LegalBasis, Purpose, PurposeGr
 _COLUMNS = """
     partner_id, version, effective_from, sha256, currency, issue_rate, redemption_rate,
     fee_per_entry, max_points_per_transaction, max_points_per_member_per_day, purposes, source,
-    max_hold_seconds
+    max_hold_seconds, breakage_share_rate
 """
 
 
@@ -55,6 +55,7 @@ def _version(row: asyncpg.Record, legal_name: str) -> ContractVersion:
         sha256=row["sha256"],
         source=row["source"],
         max_hold_seconds=row["max_hold_seconds"],
+        breakage_share_rate=row["breakage_share_rate"],
     )
 
 
@@ -63,7 +64,7 @@ async def insert_versions(
 ) -> None:
     await connection.executemany(
         f"INSERT INTO contract_versions ({_COLUMNS}) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13)",
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14)",
         [
             (
                 v.partner_id,
@@ -79,6 +80,7 @@ async def insert_versions(
                 _grants_json(v),
                 v.source,
                 v.max_hold_seconds,
+                v.breakage_share_rate,
             )
             for v in versions
         ],

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from clearhouse.domain.netting import PartnerNet, PointsRollForward
+from clearhouse.domain.netting import Cohort, PartnerNet, PointsRollForward
 from clearhouse.services import clearing as clearing_module
 from clearhouse.services.access import Role
 from clearhouse.services.clock import set_ledger_time
@@ -45,9 +45,12 @@ def with_a_second_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     real = clearing_module.check_settlement
 
     def check(
-        nets: Sequence[PartnerNet], margin: Decimal, roll_forward: PointsRollForward
+        nets: Sequence[PartnerNet],
+        margin: Decimal,
+        roll_forward: PointsRollForward,
+        cohorts: Sequence[Cohort] | None = None,
     ) -> list[str]:
-        return [*real(nets, margin, roll_forward), SECOND_REASON]
+        return [*real(nets, margin, roll_forward, cohorts), SECOND_REASON]
 
     monkeypatch.setattr(clearing_module, "check_settlement", check)
 
@@ -73,7 +76,8 @@ async def test_a_settlement_the_netting_refuses_is_409_settlement_refused_with_e
         refused = await api.refused(settle, 409, "settlement_refused")
         assert refused["detail"] == (
             "the settlement does not add up: the points roll-forward closes at 500 but members "
-            f"hold 505 at the cut-off; {SECOND_REASON}"
+            "hold 505 at the cut-off; the lots hold 500 points at the cut-off but members hold "
+            f"505; {SECOND_REASON}"
         )
         assert_problem(
             await api.client.get(f"/v1/audit/periods/{PERIOD}", headers=auditor), 404, "not_found"

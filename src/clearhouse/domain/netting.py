@@ -254,17 +254,6 @@ def check_settlement(
     ``cohorts`` (when given) must each close, and together hold what members hold at the
     cut-off: they are read from the lots, a third source beside postings and balances."""
     problems: list[str] = []
-    if cohorts is not None:
-        for cohort in cohorts:
-            moved = cohort.issued + cohort.adjusted - cohort.redeemed - cohort.expired
-            if moved != cohort.outstanding or sum(cohort.redeemed_by_age) != cohort.redeemed:
-                problems.append(f"the cohort of {cohort.month} does not close")
-        outstanding = sum(c.outstanding for c in cohorts)
-        if outstanding != roll_forward.closing_member_balances:
-            problems.append(
-                f"the lots hold {outstanding} points at the cut-off but members hold "
-                f"{roll_forward.closing_member_balances}"
-            )
     total = sum((n.net for n in nets), ZERO)
     if total + margin != 0:
         problems.append(
@@ -282,4 +271,15 @@ def check_settlement(
             f"the points roll-forward closes at {roll_forward.closing} but members hold "
             f"{roll_forward.closing_member_balances} at the cut-off"
         )
+    if cohorts is not None:
+        for cohort in cohorts:
+            moved = cohort.issued + cohort.adjusted - cohort.redeemed - cohort.expired
+            if moved != cohort.outstanding or sum(cohort.redeemed_by_age) != cohort.redeemed:
+                problems.append(f"the cohort of {cohort.month} does not close")
+        outstanding = sum(c.outstanding for c in cohorts)
+        if outstanding != roll_forward.closing_member_balances:
+            problems.append(
+                f"the lots hold {outstanding} points at the cut-off but members hold "
+                f"{roll_forward.closing_member_balances}"
+            )
     return problems

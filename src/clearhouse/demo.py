@@ -8,6 +8,12 @@ through the partner client (with the bakery's contract changing
 on the 15th, refused requests of every kind, and one member's erasure), then the month's end
 on the sandbox clock, closing, settling, verifying, and the workbooks under
 ``reports/demo/2026-11/``.
+
+Points expire in this coalition a month after issue (``EXPIRY_POLICY``, for the demo's sake; a
+real coalition would say 36 months): a prelude on 2 October enrols the members and gives some
+of them welcome points, the expiry run reminds their partners 30 and 7 days ahead
+(``points.expiring``), October is closed and settled, and on 2 November what the members did not
+redeem first expires, for the coalition workbook's Breakage sheet.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from clearhouse.services.composition import Services
 from clearhouse.services.contracts import ContractBook, load_contracts
 from clearhouse.services.database import Database
 from clearhouse.services.delivery import DeliveryWorker
+from clearhouse.services.expiry import Expiry
 from clearhouse.services.members import Members
 from clearhouse.storage.engine import resolve_database_url
 from clearhouse.storage.migrate import upgrade
@@ -61,6 +68,20 @@ DEMO_DATABASE: Final = "clearhouse_demo"
 MONTH: Final = "2026-11"
 BERLIN: Final = ZoneInfo("Europe/Berlin")
 MONTH_START: Final = datetime(2026, 11, 1, 8, 0, tzinfo=BERLIN)
+PRELUDE: Final = datetime(2026, 10, 2, 9, 0, tzinfo=BERLIN)
+"""Members enrol and get welcome points, which expire on 2 November at 09:00."""
+REMINDER_RUNS: Final = (
+    datetime(2026, 10, 3, 12, 0, tzinfo=BERLIN),
+    datetime(2026, 10, 27, 12, 0, tzinfo=BERLIN),
+)
+"""Expiry runs past the 30-day and the 7-day reminder of the welcome points."""
+OCTOBER_END: Final = datetime(2026, 11, 1, 0, 0, 5, tzinfo=BERLIN)
+WELCOMED: Final = 24
+EXPIRY_POLICY: Final = {
+    "CLEARHOUSE_EXPIRY_MODE": "fixed",
+    "CLEARHOUSE_EXPIRY_MONTHS": "1",
+    "CLEARHOUSE_EXPIRY_ALIGN": "exact",
+}
 MONTH_END: Final = datetime(2026, 12, 1, 0, 0, 5, tzinfo=BERLIN)
 MEMBERS: Final = 60
 DAYS: Final = 30
@@ -91,6 +112,13 @@ class DemoResult:
     """Holds the sweeper ended at the month's end."""
     webhooks: WebhookTally | None = None
     """What the partners' loopback receivers got."""
+    welcome_points: int = 0
+    """Points issued in the October prelude, to expire on 2 November."""
+    reminders: int = 0
+    """``points.expiring`` events the expiry runs recorded."""
+    expired_points: int = 0
+    """Points the expiry runs expired."""
+    october: Settlement | None = None
 
 
 @contextlib.asynccontextmanager
@@ -112,6 +140,7 @@ async def _served(
         "CLEARHOUSE_WEBHOOK_KEY_FILE": str(webhook_key_file),
         "CLEARHOUSE_DATABASE_NAME": "",
         "CLEARHOUSE_LOG_LEVEL": "WARNING",
+        **EXPIRY_POLICY,
     }
     log_path = folder / "serve.log"
     with log_path.open("wb") as log:
@@ -173,7 +202,7 @@ async def run_demo(
     try:
         progress("migrations", 0, 1)
         await upgrade(database.engine)
-        await set_ledger_time(database, sandbox=True, at=MONTH_START)
+        await set_ledger_time(database, sandbox=True, at=PRELUDE)
         loaded = await load_contracts(database, example_contracts())
         partners = sorted({p for p, _ in loaded.stored})
         keys = {p: Ed25519PrivateKey.generate() for p in partners}
@@ -187,6 +216,10 @@ async def run_demo(
         key_file.unlink(missing_ok=True)
         coalition_key = CoalitionKey.of(load_or_create_private_key(key_file))
         await coalition_keys.register(database, coalition_key)
+        clearing = Clearing(
+            database, zone=BERLIN, key=coalition_key, coalition=settings.coalition_name
+        )
+        expiry = Services(settings, database).expiry
         with tempfile.TemporaryDirectory(prefix="clearhouse-demo-") as folder:
             webhook_key_file = key_file.with_name(key_file.name.replace("signing", "webhook"))
             webhook_key_file.unlink(missing_ok=True)
@@ -202,7 +235,9 @@ async def run_demo(
                         await client.add_webhook_endpoint(
                             receiver.url(partner), sorted(PARTNER_EVENT_TYPES)
                         )
-                    result = await _month(database, clients, partners, rng, progress)
+                    result = await _month(
+                        database, clients, partners, rng, progress, expiry, clearing
+                    )
                 finally:
                     for client in clients.values():
                         await client.aclose()
@@ -210,9 +245,6 @@ async def run_demo(
             # What the sweeper in serve would do: the pumps' forgotten holds end.
             result.holds_expired = await Services(settings, database).holds.expire_due()
             progress("closing and settling", 0, 1)
-            clearing = Clearing(
-                database, zone=BERLIN, key=coalition_key, coalition=settings.coalition_name
-            )
             result.settlement = await clearing.settle(MONTH)
             result.verification = await clearing.verify(MONTH)
             progress("delivering webhooks", 0, 1)
@@ -244,6 +276,8 @@ async def _month(
     partners: list[str],
     rng: random.Random,
     progress: Progress,
+    expiry: Expiry,
+    clearing: Clearing,
 ) -> DemoResult:
     result = DemoResult()
     members: list[str] = []
@@ -270,12 +304,22 @@ async def _month(
                 members[-1], [(ALL_PARTNERS, Purpose.MARKETING, True)]
             )
         progress("enrolling members", n + 1, MEMBERS)
+    await _prelude(clients, partners, members, rng, result)
+    for moment in REMINDER_RUNS:
+        await set_ledger_time(database, sandbox=True, at=moment)
+        result.reminders += (await expiry.run()).reminders
+    await set_ledger_time(database, sandbox=True, at=OCTOBER_END)
+    result.october = await clearing.settle("2026-10")
     entries: list[Entry] = []
     fuel = clients[next(p for p in partners if p.startswith("tankstelle"))]
     total = DAYS * REQUESTS_PER_DAY
     for day in range(DAYS):
         today = MONTH_START + timedelta(days=day)
         await set_ledger_time(database, sandbox=True, at=today)
+        # What serve's schedule does, at the start of each demo day.
+        ran = await expiry.run()
+        result.expired_points += ran.points
+        result.reminders += ran.reminders
         for n in range(REQUESTS_PER_DAY):
             partner = rng.choice(partners)
             client = clients[partner]
@@ -413,6 +457,23 @@ async def _deliver_the_rest(
             )
         await asyncio.sleep(0.05)
     return receiver.tally(undelivered)
+
+
+async def _prelude(
+    clients: dict[str, AsyncPartnerClient],
+    partners: list[str],
+    members: list[str],
+    rng: random.Random,
+    result: DemoResult,
+) -> None:
+    """Welcome points on 2 October from the partner each member enrolled with: they expire a
+    month later unless redeemed first (earliest-expiring points go first)."""
+    for n, member in enumerate(members[:WELCOMED]):
+        points = rng.randint(100, 300)
+        await clients[partners[n % len(partners)]].issue(
+            member, points, reference=f"welcome {n + 1}", occurred_at=PRELUDE
+        )
+        result.welcome_points += points
 
 
 async def _pump_holds(

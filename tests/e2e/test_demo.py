@@ -29,7 +29,8 @@ async def _drop(database_url: str, name: str) -> None:
 
 
 async def _entries_outside_the_month(database_url: str, name: str) -> int:
-    """Partner entries whose occurred_at is not in November 2026 or after their recording."""
+    """Partner entries whose occurred_at is after their recording, or in another month (in
+    Berlin) than the one they were recorded in: October's prelude or November."""
     dsn = make_url(database_url).set(drivername="postgresql", database=name)
     connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
     try:
@@ -37,8 +38,10 @@ async def _entries_outside_the_month(database_url: str, name: str) -> int:
             """
             SELECT count(*) FROM entries
              WHERE kind IN ('issue', 'redeem', 'reversal') AND occurred_at IS NOT NULL
-               AND (occurred_at < '2026-11-01T00:00:00+01:00'
-                    OR occurred_at >= '2026-12-01T00:00:00+01:00'
+               AND (date_trunc('month', occurred_at AT TIME ZONE 'Europe/Berlin')
+                        <> date_trunc('month', recorded_at AT TIME ZONE 'Europe/Berlin')
+                    OR recorded_at < '2026-10-01T00:00:00+02:00'
+                    OR recorded_at >= '2026-12-01T00:00:00+01:00'
                     OR occurred_at > recorded_at)
             """
         )
@@ -104,7 +107,7 @@ def test_the_demo_runs_a_month_and_writes_verified_statements(
     finally:
         asyncio.run(_drop(database_url, name))
     assert again.returncode == 0, again.stderr + again.stdout
-    assert again.stdout.startswith("verifies: 1 period(s), ")
+    assert again.stdout.startswith("verifies: 2 period(s), ")
     assert outside_the_month == 0
     for outcome in ("captured for less", "voided", "expired", "open"):
         assert holds.get(outcome, 0) > 0, holds
@@ -118,6 +121,15 @@ def test_the_demo_runs_a_month_and_writes_verified_statements(
     assert int(hooks[1]) > 300
     assert hooks[1] == hooks[2]
     assert "look at it: " in done.stdout
+    expiry = re.search(
+        r"expiry: ([\d,]+) welcome points issued on 2 October, (\d+) points.expiring reminders "
+        r"to partners that may see balances, ([\d,]+) points expired on 2 November",
+        " ".join(done.stdout.split()),
+    )
+    assert expiry is not None, done.stdout
+    welcome, reminders, expired = (int(group.replace(",", "")) for group in expiry.groups())
+    assert 0 < expired <= welcome
+    assert reminders > 0
     assert "audit verify: verifies" in done.stdout
     assert "= 0.00" in done.stdout
     for code in (

@@ -106,6 +106,13 @@ def demo(out: Path, database_name: str) -> None:
         f"{roll.member_balances_at_cut_off:,}"
     )
     console.print("accepted: " + ", ".join(f"{k} {v}" for k, v in sorted(result.accepted.items())))
+    cohorts = len(coalition.breakage_cohorts)
+    console.print(
+        f"expiry: {result.welcome_points:,} welcome points issued on 2 October, "
+        f"{result.reminders} points.expiring reminders to partners that may see balances, "
+        f"{result.expired_points:,} points expired on 2 November (October settled first); "
+        f"{cohorts} cohorts of issue months on the coalition workbook's Breakage sheet"
+    )
     held = coalition.open_holds_at_cut_off
     console.print(
         f"holds: {result.accepted['hold']} authorized, {result.accepted['capture']} captured "

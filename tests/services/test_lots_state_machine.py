@@ -3,7 +3,9 @@
 After every step, on the real database: the ledger's invariants (the lot remainders are the
 balance, each lot is its points less its consumptions); a debit took exactly the earliest points
 no hold reserves (checked against the member's lots as they were before it); no lot past its time
-keeps points beyond what holds reserve after a run; an expiry took only lots past their time.
+keeps points beyond what holds reserve after a run; an expiry took only lots past their time;
+and every month that has ended settles, its roll-forward closing at the members' balances and
+its cohorts of issue months at what the lots hold (a settlement that does not add up is refused).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, TypeVar
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -25,8 +29,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from clearhouse.crypto.ed25519 import CoalitionKey
 from clearhouse.domain.errors import HoldNotOpen, InsufficientPoints
-from clearhouse.domain.expiry import ExpiryMode, ExpiryPolicy
+from clearhouse.domain.expiry import ExpiryMode, ExpiryPolicy, add_months
+from clearhouse.services.clearing import Clearing
 from clearhouse.services.clock import set_ledger_time
 from clearhouse.services.coalition import enrol_members
 from clearhouse.services.contracts import ContractBook, load_contracts
@@ -34,6 +40,7 @@ from clearhouse.services.database import Database
 from clearhouse.services.expiry import Expiry
 from clearhouse.services.holds import HoldRequest, Holds
 from clearhouse.services.posting import Ledger
+from clearhouse.statements.model import CoalitionStatement
 from clearhouse.storage import ledger as ledger_store
 from tests.services.builders import OCCURRED_AT, ZONE, contract_toml, points_request, unique
 from tests.services.test_holds_state_machine import a_database_of_its_own
@@ -42,6 +49,8 @@ T = TypeVar("T")
 START = datetime(2026, 10, 20, 10, 0, tzinfo=UTC)
 POLICY = ExpiryPolicy(mode=ExpiryMode.FIXED, months=1, align="exact")
 MEMBERS = 2
+BERLIN = ZoneInfo(ZONE)
+KEY = CoalitionKey.of(Ed25519PrivateKey.from_private_bytes(bytes(32)))
 
 
 class LotsMachine(RuleBasedStateMachine):
@@ -61,6 +70,7 @@ class LotsMachine(RuleBasedStateMachine):
         self.ledger = Ledger(self.database, contracts, ZONE, POLICY)
         self.service = Holds(self.database, contracts, self.ledger)
         self.expiry = Expiry(self.database, self.service, ZONE)
+        self.clearing = Clearing(self.database, zone=BERLIN, key=KEY)
         run = unique("lm")
         self.partner = f"{run}-p"
         self.members = [f"{run}-m{n}" for n in range(MEMBERS)]
@@ -214,6 +224,21 @@ class LotsMachine(RuleBasedStateMachine):
         )
         for row in overdue:
             assert int(str(row["due"])) <= int(str(row["held_points"])), row
+
+    @rule()
+    def settle_the_months_that_ended(self) -> None:
+        month = START.astimezone(BERLIN).replace(day=1, hour=0, minute=0, second=0)
+        while (after := add_months(month.replace(tzinfo=None), 1).replace(tzinfo=BERLIN)) <= (
+            self.clock[0]
+        ):
+            settled = self._run(self.clearing.settle(f"{month:%Y-%m}"))
+            coalition = next(s.body() for s in settled.statements if s.party == "coalition")
+            assert isinstance(coalition, CoalitionStatement)
+            roll = coalition.points_roll_forward
+            assert roll.closing == roll.member_balances_at_cut_off
+            outstanding = sum(c.outstanding for c in coalition.breakage_cohorts)
+            assert outstanding == roll.member_balances_at_cut_off
+            month = after
 
     @invariant()
     def the_ledger_and_its_lots_agree(self) -> None:

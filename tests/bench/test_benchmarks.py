@@ -26,6 +26,9 @@ from clearhouse.bench.api import write_report as write_api_report
 from clearhouse.bench.clearing import render as render_clearing
 from clearhouse.bench.clearing import run_clearing_bench
 from clearhouse.bench.clearing import write_report as write_clearing_report
+from clearhouse.bench.expiry import render as render_expiry
+from clearhouse.bench.expiry import run_expiry_bench
+from clearhouse.bench.expiry import write_report as write_expiry_report
 from clearhouse.bench.ledger import render as render_ledger
 from clearhouse.bench.ledger import run_ledger_bench
 from clearhouse.bench.ledger import write_report as write_ledger_report
@@ -110,6 +113,45 @@ def test_clearing_bench_settles_a_tiny_month_through_the_product_and_reports_eve
     assert "ledger invariants after the load: all hold" in render_clearing(report)
 
 
+def test_expiry_bench_expires_tiny_lots_through_the_product_beside_the_raw_statement(
+    tmp_path: Path,
+) -> None:
+    report = asyncio.run(run_expiry_bench(_settings(), lots=100, members=10))
+    data = _written(write_expiry_report, report, tmp_path, "bench-expiry.json")
+
+    assert data["benchmark"] == "clearhouse bench expiry"
+    parameters = data["parameters"]
+    assert isinstance(parameters, dict)
+    assert (parameters["lots"], parameters["members"]) == (100, 10)
+    load = data["load"]
+    assert isinstance(load, dict)
+    for name in ("seconds", "lots_per_s", "points", "database_bytes"):
+        _positive(load[name], f"load.{name}")
+    runs = data["runs"]
+    assert isinstance(runs, dict)
+    assert set(runs) == {"raw_1", "product", "raw_2"}
+    for name, run in runs.items():
+        for figure in ("seconds", "lots_per_s", "members_per_s", "rss_peak_mib"):
+            _positive(run[figure], f"runs.{name}.{figure}")
+        assert set(run["cpu_seconds"]) == {"this_process", "postgresql_backends"}
+        assert run["checks"] == {
+            "members_expired": 10,
+            "expiry_entries": 10,
+            "lot_consumptions": 100,
+            "points_expired": load["points"],
+            "lots_left_with_points": 0,
+            "invariant_violations": [],
+        }
+    assert runs["product"]["expiry_run"]["members"] == 10
+    goal = data["goals"]["product_over_raw"]
+    _positive(goal["value"], "goals.product_over_raw.value")
+    assert goal["goal_at_most"] == 2.0
+    assert isinstance(goal["met"], bool)
+    _positive(data["memory"]["process_peak_rss_mib"], "memory.process_peak_rss_mib")
+    assert data["checks"] == {"invariant_violations_after_load": []}
+    assert "every lot expired, ledger invariants hold" in render_expiry(report)
+
+
 def test_ledger_bench_posts_for_a_second_per_shape_and_reports_the_ratios(tmp_path: Path) -> None:
     report = asyncio.run(run_ledger_bench(_settings(), workers=4, seconds=1))
     data = _written(write_ledger_report, report, tmp_path, "bench-ledger.json")
@@ -127,6 +169,15 @@ def test_ledger_bench_posts_for_a_second_per_shape_and_reports_the_ratios(tmp_pa
     assert set(ratios) == {"one_partner_over_spread", "spread_over_pgbench", "service_over_bare"}
     for name, entry in ratios.items():
         _positive(entry["value"], f"ratios.{name}.value")
+    lot_cost = data["lot_cost"]
+    assert isinstance(lot_cost, dict)
+    assert set(lot_cost["entries_per_s"]) == {"one_lot", "twenty_lots"}
+    for name, value in lot_cost["entries_per_s"].items():
+        _positive(value, f"lot_cost.entries_per_s.{name}")
+        assert lot_cost["runs"][name]["entries"] == 2000
+        assert lot_cost["runs"][name]["refused"] == 0
+    _positive(lot_cost["twenty_lots_over_one_lot"], "lot_cost.twenty_lots_over_one_lot")
+    assert isinstance(lot_cost["extra_ms_per_redeem"], float)
     checks = data["checks"]
     assert isinstance(checks, dict)
     assert checks["invariant_violations"] == []

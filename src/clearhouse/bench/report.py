@@ -64,6 +64,33 @@ class Ceiling:
         return f"  {self.label:<34}{self.value:>12.2f}   goal < {self.bar:g} {self.unit}: {verdict}"
 
 
+@dataclass(frozen=True, slots=True)
+class AtMost:
+    """A figure held to at most ``bar`` (a ratio), or below it (memory)."""
+
+    name: str
+    label: str
+    value: float
+    bar: float
+    what: str
+    strict: bool = False
+
+    @property
+    def met(self) -> bool:
+        return self.value < self.bar if self.strict else self.value <= self.bar
+
+    def as_json(self) -> dict[str, object]:
+        key = "goal_below" if self.strict else "goal_at_most"
+        return {"value": round(self.value, 3), key: self.bar, "met": self.met, "what": self.what}
+
+    def line(self, unit: str = "") -> str:
+        verdict = "met" if self.met else "NOT met"
+        relation = "<" if self.strict else "<="
+        return (
+            f"  {self.label:<42}{self.value:>10.2f}   goal {relation} {self.bar:g}{unit}: {verdict}"
+        )
+
+
 def ratio(top: float, bottom: float) -> float:
     return top / bottom if bottom > 0 else 0.0
 

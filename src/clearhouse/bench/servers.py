@@ -126,6 +126,18 @@ async def drop_database(server: Server, name: str) -> None:
         await connection.close()
 
 
+async def copy_database(server: Server, source: str, target: str) -> None:
+    """``target`` afresh as a file copy of ``source`` (nobody may be connected to ``source``)."""
+    connection = await asyncpg.connect(server.dsn())
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+        await connection.execute(
+            f'CREATE DATABASE "{target}" TEMPLATE "{source}" STRATEGY FILE_COPY'
+        )
+    finally:
+        await connection.close()
+
+
 async def checkpoint(server: Server) -> None:
     """Start each run with clean buffers, so one run's dirty pages do not slow the next."""
     connection = await asyncpg.connect(server.dsn())

@@ -10,7 +10,7 @@ from typing import Final
 from clearhouse.bench.clearing.loading import PERIOD, SECOND_VERSION_FROM, ZONE, LoadFigures
 from clearhouse.bench.clearing.measuring import MIB, RSS_SAMPLE_S, Measured, mib
 from clearhouse.bench.clearing.references import WorkbookFile
-from clearhouse.bench.report import headline, ratio, write_json
+from clearhouse.bench.report import AtMost, headline, ratio, write_json
 
 GOAL_NETTING_OVER_GROUP_BY: Final = 1.5
 GOAL_WORKBOOKS_OVER_BARE: Final = 1.3
@@ -53,33 +53,6 @@ class Step:
             data["tracemalloc_peak_mib"] = mib(self.traced.heap_peak or 0)
             data["traced_pass_seconds"] = round(self.traced.seconds, 3)
         return data
-
-
-@dataclass(frozen=True, slots=True)
-class AtMost:
-    """A figure held to at most ``bar`` (a ratio), or below it (memory)."""
-
-    name: str
-    label: str
-    value: float
-    bar: float
-    what: str
-    strict: bool = False
-
-    @property
-    def met(self) -> bool:
-        return self.value < self.bar if self.strict else self.value <= self.bar
-
-    def as_json(self) -> dict[str, object]:
-        key = "goal_below" if self.strict else "goal_at_most"
-        return {"value": round(self.value, 3), key: self.bar, "met": self.met, "what": self.what}
-
-    def line(self, unit: str = "") -> str:
-        verdict = "met" if self.met else "NOT met"
-        relation = "<" if self.strict else "<="
-        return (
-            f"  {self.label:<42}{self.value:>10.2f}   goal {relation} {self.bar:g}{unit}: {verdict}"
-        )
 
 
 @dataclass(frozen=True, slots=True)

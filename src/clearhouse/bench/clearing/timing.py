@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-import asyncpg
 import openpyxl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -36,6 +35,7 @@ from clearhouse.bench.servers import (
     BenchError,
     Server,
     checkpoint,
+    copy_database,
     drop_database,
     recreate_database,
     server_facts,
@@ -181,18 +181,6 @@ async def _rows_per_party(
     ]
 
 
-async def _copy_database(server: Server, source: str, target: str) -> None:
-    """``target`` as a file copy of ``source`` (nobody may be connected to ``source``)."""
-    connection = await asyncpg.connect(server.dsn())
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
-        await connection.execute(
-            f'CREATE DATABASE "{target}" TEMPLATE "{source}" STRATEGY FILE_COPY'
-        )
-    finally:
-        await connection.close()
-
-
 async def run_clearing_bench(
     settings: Settings,
     *,
@@ -220,7 +208,7 @@ async def run_clearing_bench(
             await database.dispose()
         if traced_pass:
             progress(f"copying {BENCH_DATABASE} to {TRACED_DATABASE} for the traced pass")
-            await _copy_database(server, BENCH_DATABASE, TRACED_DATABASE)
+            await copy_database(server, BENCH_DATABASE, TRACED_DATABASE)
 
         database = Database.for_url(server.sqlalchemy_url(BENCH_DATABASE), pool_size=2)
         try:

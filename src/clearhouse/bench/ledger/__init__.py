@@ -11,6 +11,11 @@ In one run, on one server, each for the same time with the same number of concur
 
 The three runs go in two halves each, around pgbench (A B C pgbench C B A), so that the drift of
 a shared machine bears on every figure alike and the ratios compare like with like.
+Then what lots cost a redeem: members loaded in bulk (``bench.lots``) holding 20 points in one
+lot or in twenty lots of 1 point, and bare redeems of those 20 points, each member once, so that
+every redeem takes exactly one lot or exactly twenty (a consumption row and a lot update each,
+and the deferred lot checks at commit); each shape's 2,000 members in two halves (one, twenty,
+twenty, one), the same workers as above.
 It works in databases of its own (``clearhouse_bench``, ``clearhouse_pgbench``), made afresh and
 dropped at the end. Every call carries an idempotency key of its own. A figure, not a test; the
 ledger's invariants are still checked once at the end, so a fast but wrong run cannot pass.

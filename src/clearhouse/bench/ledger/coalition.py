@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
 from clearhouse.bench.ledger.driving import Throughput
+from clearhouse.bench.lots import LotMembers, issue_lots
 from clearhouse.domain.money import POINTS_PER_ENTRY_MAX
 from clearhouse.services.coalition import enrol_members
 from clearhouse.services.contracts import ContractBook, load_contracts
@@ -30,6 +31,14 @@ WARMUP_SECONDS: Final = 1.0
 BENCH_CONTRACT_VERSION: Final = 1
 BENCH_ZONE: Final = "Europe/Berlin"
 DEFAULT_OUT: Final = Path("reports") / "bench-ledger.json"
+
+LOT_REDEEM_POINTS: Final = 20
+"""What each redeem of the lot runs takes: all of its member's points."""
+LOT_SHAPES: Final = {"one_lot": 1, "twenty_lots": 20}
+"""The lot runs' members hold LOT_REDEEM_POINTS in this many lots: one of 20 points, or twenty
+of 1 point, so that their redeem takes one lot or twenty."""
+LOT_MEMBERS: Final = 2_000
+"""Members of each lot shape, each redeemed once: half of them in each of the shape's two runs."""
 
 
 def bench_ids() -> tuple[list[str], list[str]]:
@@ -59,6 +68,35 @@ async def prepare(
     await enrol_members(database, member_ids)
     progress(f"seeding {len(member_ids):,} members with {SEED_POINTS:,} points each (issues)")
     return await seed(bench_ledger(database), partner_ids, member_ids, workers)
+
+
+def lot_members(shape: str) -> LotMembers:
+    return LotMembers(f"bench-{shape.replace('_', '-')}-", LOT_MEMBERS)
+
+
+async def prepare_lot_members(
+    database: Database, partner_id: str, progress: Callable[[str], None]
+) -> int:
+    """Enrol the lot runs' members and load their lots in bulk (one transaction, issues by
+    ``partner_id``, never expiring, as the seed's); the issue entries loaded."""
+    for shape in LOT_SHAPES:
+        await enrol_members(database, lot_members(shape).ids())
+    loaded = 0
+    async with database.transaction() as connection:
+        for shape, lots in LOT_SHAPES.items():
+            progress(f"loading {LOT_MEMBERS:,} members with {lots} lot(s) each, in bulk")
+            issued = await issue_lots(
+                connection,
+                lot_members(shape),
+                lots=LOT_MEMBERS * lots,
+                partner_id=partner_id,
+                contract_version=BENCH_CONTRACT_VERSION,
+                recorded_from=datetime.now(UTC) - timedelta(hours=1),
+                step=timedelta(milliseconds=1),
+                points_per_lot=LOT_REDEEM_POINTS // lots,
+            )
+            loaded += issued.lots
+    return loaded
 
 
 def bench_contract(partner_id: str) -> str:

@@ -1,5 +1,5 @@
-"""The timed loop of a throughput run: concurrent workers calling one post until the time is up,
-and what they achieved."""
+"""The loops of a throughput run: concurrent workers calling one post until the time is up (or
+until each of a list of members has had its entry), and what they achieved."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 Post = Callable[[random.Random, str], Awaitable[bool]]
 """Posts one entry under the given idempotency key; False when it was refused (no points)."""
+PostFor = Callable[[str, str], Awaitable[bool]]
+"""Posts one entry for the given member under the given idempotency key; False when refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,4 +62,25 @@ async def drive(post: Post, name: str, workers: int, seconds: float) -> Throughp
             calls += 1
 
     await asyncio.gather(*(worker(n) for n in range(workers)))
+    return Throughput(entries, refused, loop.time() - start)
+
+
+async def drive_each(
+    post: PostFor, name: str, member_ids: Sequence[str], workers: int
+) -> Throughput:
+    """``workers`` concurrent loops posting one entry for each of ``member_ids``, in turn."""
+    loop = asyncio.get_running_loop()
+    todo = iter(enumerate(member_ids))
+    entries = refused = 0
+    start = loop.time()
+
+    async def worker() -> None:
+        nonlocal entries, refused
+        for n, member_id in todo:
+            if await post(member_id, f"bench-{name}-{n}"):
+                entries += 1
+            else:
+                refused += 1
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
     return Throughput(entries, refused, loop.time() - start)

@@ -9,6 +9,9 @@ from typing import Final
 
 from clearhouse.bench.ledger.coalition import (
     ISSUE_SHARE,
+    LOT_MEMBERS,
+    LOT_REDEEM_POINTS,
+    LOT_SHAPES,
     MEMBERS,
     PARTNERS,
     POINTS_MAX,
@@ -49,6 +52,8 @@ class LedgerBenchReport:
     spread: Throughput
     one_partner: Throughput
     bare: Throughput
+    lot_redeems: dict[str, Throughput]
+    """Bare redeems taking one lot (``one_lot``) or twenty (``twenty_lots``) each."""
     pgbench_tps: float
     entries_posted: int
     entries_in_database: int
@@ -81,6 +86,26 @@ class LedgerBenchReport:
             ),
         ]
 
+    @property
+    def lot_cost(self) -> dict[str, object]:
+        """What taking twenty lots instead of one costs a redeem, at the bench's concurrency."""
+        one, many = (self.lot_redeems[shape].entries_per_s for shape in LOT_SHAPES)
+        extra = LOT_SHAPES["twenty_lots"] - LOT_SHAPES["one_lot"]
+        extra_ms = (ratio(1, many) - ratio(1, one)) * 1000
+        return {
+            "how": f"bare ledger_post redeems of {LOT_REDEEM_POINTS} points, each member's "
+            "whole balance, held in one lot or in twenty lots of 1 point; "
+            f"{LOT_MEMBERS:,} members per shape loaded in bulk, each redeemed once, half of "
+            "them in each of two runs (one, twenty, twenty, one)",
+            "entries_per_s": {
+                shape: round(self.lot_redeems[shape].entries_per_s, 1) for shape in LOT_SHAPES
+            },
+            "twenty_lots_over_one_lot": round(ratio(many, one), 3),
+            "extra_ms_per_redeem": round(extra_ms, 3),
+            "extra_ms_per_lot_taken": round(extra_ms / extra, 4),
+            "runs": {shape: self.lot_redeems[shape].as_json() for shape in LOT_SHAPES},
+        }
+
     def as_json(self) -> dict[str, object]:
         return {
             "benchmark": "clearhouse bench ledger",
@@ -108,6 +133,7 @@ class LedgerBenchReport:
                 "threads": pgbench_threads(self.workers),
             },
             "ratios": {r.name: r.as_json() for r in self.ratios},
+            "lot_cost": self.lot_cost,
             "runs": {
                 "seed": self.seed.as_json(),
                 "spread": self.spread.as_json(),
@@ -145,8 +171,17 @@ def render(report: LedgerBenchReport) -> str:
     for label, run in rows:
         lines.append(f"  {label:<34}{run.entries_per_s:>12,.1f}{run.entries:>11,}{run.refused:>9,}")
     lines.append(f"  {'pgbench TPC-B (tps)':<34}{report.pgbench_tps:>12,.1f}")
+    for shape, lots in LOT_SHAPES.items():
+        run = report.lot_redeems[shape]
+        label = f"bare redeem taking {lots} lot{'s' if lots > 1 else ''}"
+        lines.append(f"  {label:<34}{run.entries_per_s:>12,.1f}{run.entries:>11,}{run.refused:>9,}")
     lines += ["", f"  {'ratio':<34}{'value':>12}   bar"]
     lines += [r.line() for r in report.ratios]
+    cost = report.lot_cost
+    lines.append(
+        f"  {'twenty lots / one lot':<34}{cost['twenty_lots_over_one_lot']:>12.2f}   "
+        f"(for information: {cost['extra_ms_per_redeem']} ms more per redeem)"
+    )
     lines.append("")
     lines += check_lines(
         report.invariant_violations, report.entries_posted, report.entries_in_database

@@ -10,13 +10,17 @@ import asyncpg
 
 from clearhouse.bench.ledger.coalition import (
     BENCH_DATABASE,
+    LOT_REDEEM_POINTS,
+    LOT_SHAPES,
     WARMUP_SECONDS,
     bench_ids,
     bench_ledger,
+    lot_members,
     prepare,
+    prepare_lot_members,
 )
-from clearhouse.bench.ledger.driving import Post, Throughput, drive
-from clearhouse.bench.ledger.posting import bare_post, service_post
+from clearhouse.bench.ledger.driving import Post, Throughput, drive, drive_each
+from clearhouse.bench.ledger.posting import bare_post, bare_redeem, service_post
 from clearhouse.bench.ledger.report import LABELS, LedgerBenchReport
 from clearhouse.bench.report import (
     machine_facts,
@@ -37,6 +41,32 @@ from clearhouse.bench.servers import (
 from clearhouse.config import Settings
 from clearhouse.services.database import Database
 from clearhouse.storage import ledger as store
+
+
+async def _lot_runs(
+    pool: Any,
+    server: Server,
+    partner_ids: list[str],
+    workers: int,
+    progress: Callable[[str], None],
+) -> dict[str, Throughput]:
+    """Bare redeems of all of each member's points, from members holding them in one lot and
+    in twenty, each shape's members in two halves (one, twenty, twenty, one) like the runs
+    above."""
+    post = bare_redeem(pool, partner_ids, LOT_REDEEM_POINTS)
+    halves = {shape: _halves(lot_members(shape).ids()) for shape in LOT_SHAPES}
+    runs: dict[str, list[Throughput]] = {shape: [] for shape in LOT_SHAPES}
+    for shape in [*LOT_SHAPES, *reversed(LOT_SHAPES)]:
+        members = halves[shape][len(runs[shape])]
+        progress(f"bare redeems of {LOT_REDEEM_POINTS} points, {shape}: {len(members):,} members")
+        await checkpoint(server)
+        runs[shape].append(await drive_each(post, f"{shape}-{len(runs[shape])}", members, workers))
+    return {shape: Throughput.total(parts) for shape, parts in runs.items()}
+
+
+def _halves(member_ids: list[str]) -> tuple[list[str], list[str]]:
+    middle = len(member_ids) // 2
+    return member_ids[:middle], member_ids[middle:]
 
 
 async def run_ledger_bench(
@@ -99,6 +129,10 @@ async def run_ledger_bench(
             totals = {name: Throughput.total(halves) for name, halves in runs.items()}
             posted += sum(t.entries for t in totals.values())
 
+            posted += await prepare_lot_members(database, partner_ids[0], progress)
+            lots = await _lot_runs(pool, server, partner_ids, workers, progress)
+            posted += sum(t.entries for t in lots.values())
+
             progress("checking the ledger's invariants")
             async with pool.acquire() as connection:
                 violations = await store.invariant_violations(connection)
@@ -121,6 +155,7 @@ async def run_ledger_bench(
         spread=totals["spread"],
         one_partner=totals["one-partner"],
         bare=totals["bare"],
+        lot_redeems=lots,
         pgbench_tps=tps,
         entries_posted=posted,
         entries_in_database=in_database,

@@ -153,3 +153,14 @@ def test_the_demo_runs_a_month_and_writes_verified_statements(
         sheets = openpyxl.load_workbook(workbook, read_only=True).sheetnames
         assert sheets[0] == "Summary"
         assert sheets[-1] == "Integrity"
+    # October's welcome points and November's issues are the two cohorts; what October issued
+    # and did not redeem first expired in November, and the outstanding points are the balances.
+    cohorts = {c["month"]: c for c in coalition["breakage_cohorts"]}
+    assert sorted(cohorts) == ["2026-10", "2026-11"]
+    assert cohorts["2026-10"]["issued"] == welcome
+    assert cohorts["2026-10"]["expired"] == expired == coalition["points_roll_forward"]["expired"]
+    outstanding = sum(c["outstanding"] for c in cohorts.values())
+    assert outstanding == coalition["points_roll_forward"]["member_balances_at_cut_off"]
+    book = openpyxl.load_workbook(out / "statement-2026-11-coalition.xlsx", read_only=True)
+    months = [row[0] for row in book["Breakage"].iter_rows(values_only=True) if row]
+    assert {"2026-10", "2026-11"} <= set(months)

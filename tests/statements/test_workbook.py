@@ -12,7 +12,7 @@ import tracemalloc
 import uuid
 import zipfile
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +30,8 @@ from clearhouse.crypto.ed25519 import CoalitionKey, verify
 from clearhouse.domain.contracts import ContractVersion
 from clearhouse.domain.netting import (
     Aggregate,
+    Cohort,
+    Expired,
     LineKind,
     PartnerNet,
     PointsRollForward,
@@ -49,6 +51,7 @@ from clearhouse.statements.workbook import write_statement_workbook
 MONEY = "#,##0.00"
 RATE = "0.000000"
 DATETIME = "yyyy-mm-dd hh:mm:ss"
+SHARE = "0.00%"
 EXCEL_ROWS = 1_048_576
 
 KEY = CoalitionKey.of(Ed25519PrivateKey.generate())
@@ -68,6 +71,7 @@ def contract_version(
     issue_rate: str,
     redemption_rate: str,
     fee: str = "0",
+    breakage_share: str = "0",
     legal_name: str = "",
 ) -> ContractVersion:
     return ContractVersion(
@@ -79,6 +83,7 @@ def contract_version(
         issue_rate=Decimal(issue_rate),
         redemption_rate=Decimal(redemption_rate),
         fee_per_entry=Decimal(fee),
+        breakage_share_rate=Decimal(breakage_share),
         max_points_per_transaction=10_000 * number,
         max_points_per_member_per_day=50_000 + number,
         grants={},
@@ -93,9 +98,11 @@ class Partner:
     legal_name: str
     versions: list[ContractVersion]
     aggregates: list[Aggregate]
+    expired: list[Expired] = field(default_factory=list)
 
     def net(self) -> PartnerNet:
-        return net_partner(self.partner_id, self.aggregates, {v.version: v for v in self.versions})
+        versions = {v.version: v for v in self.versions}
+        return net_partner(self.partner_id, self.aggregates, versions, self.expired)
 
 
 def aggregate(
@@ -145,6 +152,24 @@ def partners(alpha_legal_name: str = "Alpha Retail GmbH") -> list[Partner]:
     ]
 
 
+def expiring_partner() -> Partner:
+    """Alpha, whose issues expired under both versions; only version 1 shares breakage, at
+    0.004 per point: a breakage line of 2,000 x 0.004 = 8.00 EUR. At the issue rates the
+    expired points are worth 2,000 x 0.012345 = 24.69 and 500 x 0.0105 = 5.25 EUR."""
+    alpha = partners()[0]
+    first = contract_version(
+        alpha.partner_id,
+        1,
+        issue_rate="0.012345",
+        redemption_rate="0.019999",
+        breakage_share="0.004",
+    )
+    expired = [Expired(alpha.partner_id, 1, 2_000), Expired(alpha.partner_id, 2, 500)]
+    return Partner(
+        alpha.partner_id, alpha.legal_name, [first, alpha.versions[1]], alpha.aggregates, expired
+    )
+
+
 def partner_statement(partner: Partner, sequence: int = 4) -> SignedStatement:
     net = partner.net()
     document = partner_document(
@@ -163,14 +188,21 @@ def partner_statement(partner: Partner, sequence: int = 4) -> SignedStatement:
     return sign_statement(document, KEY)
 
 
-def coalition_statements() -> tuple[SignedStatement, list[SignedStatement]]:
-    members = partners()
+def coalition_statements(
+    members: Sequence[Partner] | None = None, cohorts: Sequence[Cohort] = ()
+) -> tuple[SignedStatement, list[SignedStatement]]:
+    """The coalition's statement and its partners' (``partners()`` unless given); with
+    ``cohorts``, members hold at the cut-off what the cohorts hold, and the opening follows."""
+    members = partners() if members is None else members
     nets = [p.net() for p in members]
     issued = sum(line.quantity for n in nets for line in n.lines if line.kind is LineKind.ISSUE)
     redeemed = sum(
         line.quantity for n in nets for line in n.lines if line.kind is LineKind.REDEMPTION
     )
-    opening, expired, adjusted = 1_000_000, 1_500, -20
+    expired, adjusted = 1_500, -20
+    opening = 1_000_000
+    if cohorts:
+        opening = sum(c.outstanding for c in cohorts) - issued + redeemed + expired - adjusted
     document = coalition_document(
         period=PERIOD,
         sequence=9,
@@ -190,6 +222,7 @@ def coalition_statements() -> tuple[SignedStatement, list[SignedStatement]]:
         open_holds=(3, 1_200),
         ledger_root=LEDGER_ROOT,
         generated_at=GENERATED_AT,
+        cohorts=cohorts,
     )
     coalition = sign_statement(document, KEY)
     return coalition, [partner_statement(p) for p in members]
@@ -263,10 +296,12 @@ def field(sheet: Any, label: str) -> Any:
     return found[0]
 
 
-def table(sheet: Any, first_header: str) -> list[tuple[Any, ...]]:
-    """The rows of cells under the header row that starts with ``first_header``, to a blank."""
+def table(sheet: Any, first_header: str, *, after: str | None = None) -> list[tuple[Any, ...]]:
+    """The rows of cells under the header row that starts with ``first_header`` (the first
+    such row below the one that starts with ``after``, when given), to a blank."""
     rows = list(sheet.iter_rows())
-    start = next(i for i, row in enumerate(rows) if row[0].value == first_header)
+    below = 0 if after is None else next(i for i, row in enumerate(rows) if row[0].value == after)
+    start = next(i for i, row in enumerate(rows) if i >= below and row[0].value == first_header)
     found = []
     for row in rows[start + 1 :]:
         if all(cell.value is None for cell in row):
@@ -306,6 +341,16 @@ def assert_moment(cell: Any, expected: datetime) -> None:
     assert cell.is_date, f"{cell.coordinate} is not a date: {cell.value!r}"
     assert cell.value == expected, cell.coordinate
     assert cell.number_format == DATETIME, cell.coordinate
+
+
+def assert_share(cell: Any, expected: str | None) -> None:
+    """A share as a number in a percent format (``None``: an empty cell)."""
+    if expected is None:
+        assert cell.value is None, f"{cell.coordinate} holds {cell.value!r}"
+        return
+    assert cell.data_type == "n", f"{cell.coordinate} is not a number: {cell.value!r}"
+    assert Decimal(str(cell.value)) == Decimal(expected), cell.coordinate
+    assert cell.number_format == SHARE, cell.coordinate
 
 
 # --- the tests ------------------------------------------------------------------------------
@@ -505,7 +550,14 @@ async def test_entries_continue_on_numbered_sheets_with_all_rows_in_order(
 
     sheets = max(1, math.ceil(count / (rows_per_sheet - 1)))
     titles = ["Entries"] + [f"Entries ({n})" for n in range(2, sheets + 1)]
-    assert workbook.sheetnames == ["Summary", *titles, "Reconciliation", "Contract", "Integrity"]
+    assert workbook.sheetnames == [
+        "Summary",
+        *titles,
+        "Reconciliation",
+        "Breakage",
+        "Contract",
+        "Integrity",
+    ]
     ids: list[str] = []
     for title in titles:
         sheet = workbook[title]
@@ -594,9 +646,21 @@ async def test_the_contract_sheet_lists_the_terms_applied() -> None:
         assert_rate(cells[4], version["issue_rate"])
         assert_rate(cells[5], version["redemption_rate"])
         assert_rate(cells[6], version["fee_per_entry"])
-        assert_points(cells[7], version["max_points_per_transaction"])
-        assert_points(cells[8], version["max_points_per_member_per_day"])
+        assert "breakage_share_rate" not in version
+        assert cells[7].value is None
+        assert_points(cells[8], version["max_points_per_transaction"])
+        assert_points(cells[9], version["max_points_per_member_per_day"])
     assert sheet.freeze_panes == "A2"
+
+
+async def test_the_contract_sheet_shows_a_breakage_share_rate_where_the_version_sets_one() -> None:
+    statement = partner_statement(expiring_partner())
+    sheet = load(await write(statement))["Contract"]
+
+    assert sheet["H1"].value == "Breakage share rate"
+    first, second = sheet.iter_rows(min_row=2)
+    assert_rate(first[7], "0.004")
+    assert second[7].value is None
 
 
 async def test_a_coalition_workbook_lists_every_partner() -> None:
@@ -718,3 +782,244 @@ async def test_memory_does_not_grow_with_the_number_of_entries(tmp_path: Path) -
     small = await peak(1_000)
     large = await peak(4_000)
     assert large < small * 1.5, (small, large)
+
+
+# --- breakage -------------------------------------------------------------------------------
+
+COHORTS = [
+    # Of 4,000 points: 25% redeemed (400 + 200 + 400 at ages 0, 1, 2), 25% expired, 50% left.
+    Cohort(
+        month="2026-09",
+        issued=4_000,
+        adjusted=0,
+        redeemed=1_000,
+        expired=1_000,
+        outstanding=2_000,
+        redeemed_by_age=(400, 200, 400),
+    ),
+    # Of 1,900 + 100 = 2,000 points: 25% redeemed (300 + 200 at ages 0, 1), 25% expired, 50% left.
+    Cohort(
+        month="2026-10",
+        issued=1_900,
+        adjusted=100,
+        redeemed=500,
+        expired=500,
+        outstanding=1_000,
+        redeemed_by_age=(300, 200),
+    ),
+]
+CURVE_HEADING = "Redemption curve by age (cumulative share of points redeemed)"
+
+
+def assert_points_cell(cell: Any, expected: int) -> None:
+    assert_points(cell, expected)
+    assert cell.number_format == "#,##0", cell.coordinate
+
+
+async def test_the_breakage_sheet_comes_between_reconciliation_and_contract() -> None:
+    statement, others = coalition_statements(cohorts=COHORTS)
+    sheetnames = load(await write(statement, others)).sheetnames
+
+    assert sheetnames == [
+        "Summary",
+        "Entries",
+        "Reconciliation",
+        "Breakage",
+        "Contract",
+        "Integrity",
+    ]
+
+
+async def test_the_breakage_sheet_shows_each_cohort_with_its_shares_as_numbers() -> None:
+    statement, others = coalition_statements(cohorts=COHORTS)
+    sheet = load(await write(statement, others))["Breakage"]
+
+    assert sheet["A1"].font.b
+    rows = table(sheet, "Month of issue")
+    assert [c.value for c in sheet[rows[0][0].row - 1]][:9] == [
+        "Month of issue",
+        "Issued",
+        "Adjusted",
+        "Redeemed",
+        "Expired",
+        "Outstanding",
+        "Redeemed share",
+        "Expired share",
+        "Outstanding share",
+    ]
+    assert [r[0].value for r in rows] == ["2026-09", "2026-10", "Total"]
+    assert all(r[0].data_type == "s" for r in rows)
+    assert rows[-1][0].font.b
+    for cells, figures, shares in [
+        (rows[0], (4_000, 0, 1_000, 1_000, 2_000), ("0.25", "0.25", "0.5")),
+        (rows[1], (1_900, 100, 500, 500, 1_000), ("0.25", "0.25", "0.5")),
+        # 1,500 redeemed, 1,500 expired, 3,000 outstanding of 6,000.
+        (rows[2], (5_900, 100, 1_500, 1_500, 3_000), ("0.25", "0.25", "0.5")),
+    ]:
+        for cell, value in zip(cells[1:6], figures, strict=True):
+            assert_points_cell(cell, value)
+        for cell, share in zip(cells[6:9], shares, strict=True):
+            assert_share(cell, share)
+    assert_points_cell(field(sheet, "Member balances at the cut-off"), 3_000)
+    assert field(sheet, "Outstanding agrees with member balances").value == "yes"
+    note = field(sheet, "Note").value
+    assert "IFRS 15" in note
+    assert "cut-off" in note
+    assert "outstanding" in note
+
+
+async def test_the_redemption_curve_is_the_cumulative_share_redeemed_at_each_age() -> None:
+    statement, others = coalition_statements(cohorts=COHORTS)
+    data = await write(statement, others)
+    sheet = load(data)["Breakage"]
+
+    rows = table(sheet, "Month of issue", after=CURVE_HEADING)
+    header = [c.value for c in sheet[rows[0][0].row - 1]]
+    assert header[:4] == ["Month of issue", "Age 0", "Age 1", "Age 2"]
+    assert header[4:] == [None] * len(header[4:])
+    assert [r[0].value for r in rows] == ["2026-09", "2026-10"]
+    # 2026-09: 400, 400 + 200, 400 + 200 + 400 of 4,000; 2026-10: 300, 300 + 200 of 2,000, and
+    # nothing at age 2, which it has not reached at the cut-off.
+    for cells, shares in [
+        (rows[0], ("0.1", "0.15", "0.25")),
+        (rows[1], ("0.15", "0.25", None)),
+    ]:
+        for cell, share in zip(cells[1:4], shares, strict=True):
+            assert_share(cell, share)
+    curve = pd.read_excel(
+        io.BytesIO(data), sheet_name="Breakage", header=None, skiprows=rows[0][0].row - 2
+    )
+    assert curve.iloc[0, 1:4].tolist() == ["Age 0", "Age 1", "Age 2"]
+    assert [float(v) for v in curve.iloc[1, 1:4]] == [0.1, 0.15, 0.25]
+
+
+async def test_a_cohort_with_nothing_issued_or_adjusted_has_no_shares() -> None:
+    emptied = Cohort(
+        month="2026-11",
+        issued=50,
+        adjusted=-50,
+        redeemed=0,
+        expired=0,
+        outstanding=0,
+        redeemed_by_age=(0,),
+    )
+    statement, others = coalition_statements(cohorts=[*COHORTS, emptied])
+    sheet = load(await write(statement, others))["Breakage"]
+
+    cohort = next(r for r in table(sheet, "Month of issue") if r[0].value == "2026-11")
+    assert_points_cell(cohort[1], 50)
+    assert_points_cell(cohort[2], -50)
+    for cell in cohort[6:9]:
+        assert_share(cell, None)
+    curve = next(
+        r for r in table(sheet, "Month of issue", after=CURVE_HEADING) if r[0].value == "2026-11"
+    )
+    assert [c.value for c in curve[1:]] == [None] * len(curve[1:])
+
+
+async def test_a_coalition_statement_without_cohorts_says_so_on_its_breakage_sheet() -> None:
+    statement, others = coalition_statements()
+    assert "breakage_cohorts" not in signed_json(statement)
+    workbook = load(await write(statement, others))
+
+    texts = [v for row in workbook["Breakage"].iter_rows(values_only=True) for v in row if v]
+    assert any("carries no cohort data" in str(v) for v in texts)
+    assert "Month of issue" not in texts
+    summary = workbook["Summary"]
+    assert all(row[0] != "Issuing partner" for row in summary.iter_rows(values_only=True))
+
+
+async def test_the_partner_summary_shows_its_breakage_share_and_expired_points() -> None:
+    statement = partner_statement(expiring_partner())
+    body = signed_json(statement)
+    summary = load(await write(statement))["Summary"]
+
+    lines = table(summary, "Kind")
+    breakage = [r for r in lines if r[0].value == "breakage"]
+    assert len(breakage) == 1
+    version, points, reversed_points, quantity, rate, amount = breakage[0][1:7]
+    assert version.value == 1
+    assert_points(points, 2_000)
+    assert_points(reversed_points, 0)
+    assert_points(quantity, 2_000)
+    assert_rate(rate, "0.004")
+    assert_money(amount, "8.00")
+    assert_money(field(summary, "Breakage share"), "8.00")
+    assert body["breakage_amount"] == "8.00"
+    net = field(summary, "Net, redemption + breakage share - issue - fees")
+    assert_money(net, body["net"])
+    assert Decimal(body["net"]) == (
+        Decimal(body["redemption_amount"])
+        + Decimal("8.00")
+        - Decimal(body["issue_amount"])
+        - Decimal(body["fees"])
+    )
+    labels = [row[0] for row in summary.iter_rows(values_only=True)]
+    assert "Net, redemption - issue - fees (EUR)" not in labels
+    assert "Expired points (information)" in labels
+    expired = table(summary, "Contract version", after="Expired points (information)")
+    assert [c.value for c in summary[expired[0][0].row - 1]][:4] == [
+        "Contract version",
+        "Expired points",
+        "Issue rate",
+        "Value at issue rate (EUR)",
+    ]
+    for cells, (number, count, issue_rate, value) in zip(
+        expired, [(1, 2_000, "0.012345", "24.69"), (2, 500, "0.0105", "5.25")], strict=True
+    ):
+        assert cells[0].value == number
+        assert_points_cell(cells[1], count)
+        assert_rate(cells[2], issue_rate)
+        assert_money(cells[3], value)
+
+
+async def test_a_partner_summary_without_expired_points_has_no_breakage_figures() -> None:
+    summary = load(await write(partner_statement(partners()[0])))["Summary"]
+
+    labels = [row[0] for row in summary.iter_rows(values_only=True)]
+    assert "Breakage share (EUR)" not in labels
+    assert "Expired points (information)" not in labels
+    assert "Net, redemption - issue - fees (EUR)" in labels
+
+
+async def test_breakage_lines_move_no_points_in_the_partner_reconciliation() -> None:
+    expiring = load(await write(partner_statement(expiring_partner())))["Reconciliation"]
+    plain = load(await write(partner_statement(partners()[0])))["Reconciliation"]
+
+    def figures(sheet: Any) -> list[list[Any]]:
+        return [[c.value for c in row[:7]] for row in table(sheet, "Contract version")]
+
+    assert [row[0] for row in figures(expiring)] == [1, 2, "Total"]
+    assert figures(expiring) == figures(plain)
+    assert_money(
+        field(expiring, "Net of the period"),
+        signed_json(partner_statement(expiring_partner()))["net"],
+    )
+
+
+async def test_the_coalition_summary_lists_expired_points_by_issuing_partner() -> None:
+    statement, others = coalition_statements([expiring_partner(), partners()[2]], COHORTS)
+    body = signed_json(statement)
+    summary = load(await write(statement, others))["Summary"]
+
+    rows = table(summary, "Issuing partner")
+    assert [c.value for c in summary[rows[0][0].row - 1]][:5] == [
+        "Issuing partner",
+        "Legal name",
+        "Expired points",
+        "Value at issue rate (EUR)",
+        "Breakage share (EUR)",
+    ]
+    assert [r[0].value for r in rows] == ["p-alpha", "Total"]  # Gamma had none expire
+    alpha, total = rows
+    assert alpha[1].value == "Alpha Retail GmbH"
+    # 2,000 + 500 points; 24.69 + 5.25 at the issue rates; 2,000 x 0.004 shared.
+    for cells in (alpha, total):
+        assert_points_cell(cells[2], 2_500)
+        assert_money(cells[3], "29.94")
+        assert_money(cells[4], "8.00")
+    position = next(p for p in body["partners"] if p["partner_id"] == "p-alpha")
+    assert (position["expired_points"], position["expired_value"]) == (2_500, "29.94")
+    assert position["breakage_amount"] == "8.00"
+    assert Decimal(body["multilateral_check"]) == 0
+    assert_money(field(summary, "Coalition margin"), body["coalition_margin"])

@@ -8,20 +8,34 @@ value is read from the typed statement (``statements.model``) or, for Entries, f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from itertools import accumulate
 from typing import Final, NamedTuple
 
 from clearhouse.domain.records import StatementEntry
-from clearhouse.statements.model import ContractTerms, PartnerPosition, StatementLine
+from clearhouse.statements.model import (
+    BreakageCohort,
+    ContractTerms,
+    ExpiredPoints,
+    PartnerPosition,
+    StatementLine,
+)
 from clearhouse.statements.sheets import (
     DATETIME_FORMAT,
     MONEY_FORMAT,
     POINTS_FORMAT,
     RATE_FORMAT,
+    SHARE_FORMAT,
     Column,
     utc_moment,
 )
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    """A decimal string of the statement that may be absent, as a number (``None``: empty)."""
+    return None if text is None else Decimal(text)
+
 
 ENTRY_COLUMNS: Final[tuple[Column[StatementEntry], ...]] = (
     Column("Entry id", 38, None, lambda entry: entry.entry_id),
@@ -47,6 +61,17 @@ LINE_COLUMNS: Final[tuple[Column[StatementLine], ...]] = (
     Column("Amount ({currency})", 18, MONEY_FORMAT, lambda line: Decimal(line.amount)),
 )
 """A partner's Summary: its statement lines (column A also holds the header block's labels)."""
+
+EXPIRED_COLUMNS: Final[tuple[Column[ExpiredPoints], ...]] = (
+    Column("Contract version", 34, None, lambda expired: expired.contract_version),
+    Column("Expired points", 18, POINTS_FORMAT, lambda expired: expired.points),
+    Column("Issue rate", 16, RATE_FORMAT, lambda expired: Decimal(expired.issue_rate)),
+    Column(
+        "Value at issue rate ({currency})", 16, MONEY_FORMAT, lambda expired: Decimal(expired.value)
+    ),
+)
+"""A partner's Summary, under its lines: the points of its issues that expired, per version
+(information; a breakage line is what is paid for them)."""
 
 
 class PositionRow(NamedTuple):
@@ -77,6 +102,46 @@ POSITION_COLUMNS: Final[tuple[Column[PositionRow], ...]] = (
     Column("Who pays whom", 40, None, lambda row: row.who_pays),
 )
 """The coalition's Summary: one row per partner."""
+
+
+class ExpiredByPartnerRow(NamedTuple):
+    """A partner whose issues expired in the period, or the total of them (``Total``)."""
+
+    partner_id: str
+    legal_name: str | None
+    expired_points: int
+    expired_value: Decimal
+    breakage_amount: Decimal
+
+    @staticmethod
+    def of(position: PartnerPosition) -> ExpiredByPartnerRow:
+        return ExpiredByPartnerRow(
+            position.partner_id,
+            position.legal_name,
+            position.expired_points,
+            _decimal(position.expired_value) or Decimal("0.00"),
+            _decimal(position.breakage_amount) or Decimal("0.00"),
+        )
+
+    @staticmethod
+    def total(rows: Sequence[ExpiredByPartnerRow]) -> ExpiredByPartnerRow:
+        return ExpiredByPartnerRow(
+            "Total",
+            None,
+            sum(row.expired_points for row in rows),
+            sum((row.expired_value for row in rows), Decimal("0.00")),
+            sum((row.breakage_amount for row in rows), Decimal("0.00")),
+        )
+
+
+EXPIRED_BY_PARTNER_COLUMNS: Final[tuple[Column[ExpiredByPartnerRow], ...]] = (
+    Column("Issuing partner", 34, None, lambda row: row.partner_id),
+    Column("Legal name", 30, None, lambda row: row.legal_name),
+    Column("Expired points", 18, POINTS_FORMAT, lambda row: row.expired_points),
+    Column("Value at issue rate ({currency})", 18, MONEY_FORMAT, lambda row: row.expired_value),
+    Column("Breakage share ({currency})", 16, MONEY_FORMAT, lambda row: row.breakage_amount),
+)
+"""The coalition's Summary, under the positions: the partners whose issues expired."""
 
 
 class PointsFigures(NamedTuple):
@@ -149,6 +214,9 @@ CONTRACT_COLUMNS: Final[tuple[Column[TermsRow], ...]] = (
     Column("Redemption rate", 16, RATE_FORMAT, lambda row: Decimal(row.terms.redemption_rate)),
     Column("Fee per entry", 14, RATE_FORMAT, lambda row: Decimal(row.terms.fee_per_entry)),
     Column(
+        "Breakage share rate", 16, RATE_FORMAT, lambda row: _decimal(row.terms.breakage_share_rate)
+    ),
+    Column(
         "Max points per transaction",
         18,
         POINTS_FORMAT,
@@ -162,3 +230,91 @@ CONTRACT_COLUMNS: Final[tuple[Column[TermsRow], ...]] = (
     ),
 )
 """The Contract sheet: the terms applied, per partner and version."""
+
+
+def share(part: int, whole: int) -> Decimal | None:
+    """``part`` of ``whole`` as a number (0.25 for a quarter); none of nothing."""
+    return Decimal(part) / whole if whole else None
+
+
+class CohortRow(NamedTuple):
+    """A month of issue on the Breakage sheet, or the total of all of them (``Total``)."""
+
+    month: str
+    issued: int
+    adjusted: int
+    redeemed: int
+    expired: int
+    outstanding: int
+
+    @property
+    def base(self) -> int:
+        """What the shares are of: the points issued and adjusted."""
+        return self.issued + self.adjusted
+
+    @staticmethod
+    def of(cohort: BreakageCohort) -> CohortRow:
+        return CohortRow(
+            cohort.month,
+            cohort.issued,
+            cohort.adjusted,
+            cohort.redeemed,
+            cohort.expired,
+            cohort.outstanding,
+        )
+
+    @staticmethod
+    def total(rows: Sequence[CohortRow]) -> CohortRow:
+        return CohortRow(
+            "Total",
+            sum(row.issued for row in rows),
+            sum(row.adjusted for row in rows),
+            sum(row.redeemed for row in rows),
+            sum(row.expired for row in rows),
+            sum(row.outstanding for row in rows),
+        )
+
+
+COHORT_COLUMNS: Final[tuple[Column[CohortRow], ...]] = (
+    Column("Month of issue", 40, None, lambda row: row.month),
+    Column("Issued", 14, POINTS_FORMAT, lambda row: row.issued),
+    Column("Adjusted", 14, POINTS_FORMAT, lambda row: row.adjusted),
+    Column("Redeemed", 14, POINTS_FORMAT, lambda row: row.redeemed),
+    Column("Expired", 14, POINTS_FORMAT, lambda row: row.expired),
+    Column("Outstanding", 14, POINTS_FORMAT, lambda row: row.outstanding),
+    Column("Redeemed share", 16, SHARE_FORMAT, lambda row: share(row.redeemed, row.base)),
+    Column("Expired share", 16, SHARE_FORMAT, lambda row: share(row.expired, row.base)),
+    Column("Outstanding share", 18, SHARE_FORMAT, lambda row: share(row.outstanding, row.base)),
+)
+"""The Breakage sheet: one row per month of issue (column A also holds the sheet's labels)."""
+
+
+class CurveRow(NamedTuple):
+    """A month of issue's redemption curve: at each age in months, the share of its points
+    (issued and adjusted) redeemed by then."""
+
+    month: str
+    shares: tuple[Decimal | None, ...]
+
+    @staticmethod
+    def of(cohort: BreakageCohort) -> CurveRow:
+        base = cohort.issued + cohort.adjusted
+        redeemed_by_then = accumulate(cohort.redeemed_by_age)
+        return CurveRow(cohort.month, tuple(share(points, base) for points in redeemed_by_then))
+
+    def at(self, age: int) -> Decimal | None:
+        """The share redeemed by ``age``; none past the cohort's age at the cut-off."""
+        return self.shares[age] if age < len(self.shares) else None
+
+
+def _age_column(age: int) -> Column[CurveRow]:
+    return Column(f"Age {age}", 10, SHARE_FORMAT, lambda row: row.at(age))
+
+
+def curve_columns(ages: int) -> tuple[Column[CurveRow], ...]:
+    """The Breakage sheet's redemption curves: the month of issue, then ages 0 to ``ages`` - 1
+    (the oldest cohort's age at the cut-off decides how many)."""
+    return (
+        Column("Month of issue", 40, None, lambda row: row.month),
+        *(_age_column(age) for age in range(ages)),
+    )

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import zip_longest
 from typing import Any, Final, Generic, TypeVar
 
 from openpyxl.cell import Cell, WriteOnlyCell
@@ -30,6 +31,8 @@ MONEY_FORMAT: Final = "#,##0.00"
 RATE_FORMAT: Final = "0.000000"
 POINTS_FORMAT: Final = "#,##0"
 DATETIME_FORMAT: Final = "yyyy-mm-dd hh:mm:ss"
+SHARE_FORMAT: Final = "0.00%"
+"""A share as a number (0.25), shown as a percentage (25.00%)."""
 
 _BOLD: Final = Font(bold=True)
 
@@ -88,6 +91,13 @@ class Sheet:
         """A sheet whose column widths are those of ``columns``."""
         return cls(workbook, title, [column.width for column in columns])
 
+    @classmethod
+    def of_tables(cls, workbook: Any, title: str, *tables: Sequence[Column[Any]]) -> Sheet:
+        """A sheet of several tables, one below the other: each column as wide as the widest
+        of the tables' columns there."""
+        widths = zip_longest(*([column.width for column in table] for table in tables))
+        return cls(workbook, title, [max(w for w in at if w is not None) for at in widths])
+
     def append(self, *values: object) -> None:
         self.sheet.append(list(values))
         self.rows += 1
@@ -103,6 +113,11 @@ class Sheet:
         cell = self.text(value)
         cell.font = _BOLD
         return cell
+
+    def total_row(self, columns: Sequence[Column[Any]], total: object) -> None:
+        """The Total row under a table: ``total``'s cells, under a bold label in column A."""
+        cells = (self.cell(column.value(total), column.number_format) for column in columns[1:])
+        self.append(self.bold("Total"), *cells)
 
     def heading(self, *values: str) -> None:
         self.append(*(self.bold(v) for v in values))

@@ -1,4 +1,5 @@
-"""Statement workbooks (SPEC section 7): Summary, Entries, Reconciliation, Contract, Integrity.
+"""Statement workbooks (SPEC section 7): Summary, Entries, Reconciliation, (the coalition's)
+Breakage, Contract, Integrity.
 
 What an auditor opens in Excel or LibreOffice. Every figure is copied from the signed statement
 (which stays authoritative), read as its type (``statements.model``): money as numbers in
@@ -27,13 +28,17 @@ from openpyxl.utils import get_column_letter
 
 from clearhouse.domain.netting import LineKind
 from clearhouse.domain.records import StatementEntry
+from clearhouse.statements.breakage_sheet import breakage_sheet
 from clearhouse.statements.columns import (
     CONTRACT_COLUMNS,
     ENTRY_COLUMNS,
+    EXPIRED_BY_PARTNER_COLUMNS,
+    EXPIRED_COLUMNS,
     LINE_COLUMNS,
     PARTNER_POINTS_COLUMNS,
     POSITION_COLUMNS,
     VERSION_POINTS_COLUMNS,
+    ExpiredByPartnerRow,
     PointsFigures,
     PointsRow,
     PositionRow,
@@ -140,6 +145,7 @@ async def write_statement_workbook(
         sheets.close()
         if isinstance(body, CoalitionStatement):
             _coalition_reconciliation(workbook, body, partners)
+            breakage_sheet(workbook, body)
             _contract(workbook, partners)
         else:
             _partner_reconciliation(workbook, body)
@@ -199,16 +205,29 @@ def _partner_summary(workbook: Any, body: PartnerStatement) -> None:
     sheet.field(f"Issue amount ({currency})", sheet.money(body.issue_amount))
     sheet.field(f"Redemption amount ({currency})", sheet.money(body.redemption_amount))
     sheet.field(f"Fees ({currency})", sheet.money(body.fees))
-    sheet.field(f"Net, redemption - issue - fees ({currency})", sheet.money(body.net))
+    net = "redemption - issue - fees"
+    if body.breakage_amount is not None:
+        sheet.field(f"Breakage share ({currency})", sheet.money(body.breakage_amount))
+        net = "redemption + breakage share - issue - fees"
+    sheet.field(f"Net, {net} ({currency})", sheet.money(body.net))
     sheet.field("Direction", body.direction.value)
     sheet.field("Who pays whom", body.who_pays)
-    sheet.blank()
-    sheet.field(
-        "Note",
+    note = (
         "Quantity is net points (points less reversed points) for issue and redemption lines, "
         "the number of entries for a fee line; each amount is quantity x rate, rounded once to "
-        "cents (half-even).",
+        "cents (half-even)."
     )
+    if body.expired_points:
+        sheet.blank()
+        sheet.heading("Expired points (information)")
+        sheet.table_heading(EXPIRED_COLUMNS, currency)
+        sheet.rows_of(EXPIRED_COLUMNS, body.expired_points)
+        note += (
+            " A breakage line's quantity is the version's expired points. Expired points are "
+            "valued at their issue rate as information; only a breakage line is in the net."
+        )
+    sheet.blank()
+    sheet.field("Note", note)
     sheet.close()
 
 
@@ -238,12 +257,28 @@ def _coalition_summary(workbook: Any, body: CoalitionStatement) -> None:
     held = body.open_holds_at_cut_off
     sheet.field("Holds open at the cut-off", sheet.points(held.holds))
     sheet.field("Points they reserve (still in the balances)", sheet.points(held.points))
+    expired = [
+        ExpiredByPartnerRow.of(p) for p in body.partners if p.expired_points or p.breakage_amount
+    ]
+    if expired:
+        sheet.blank()
+        sheet.heading("Expired points by issuing partner")
+        sheet.table_heading(EXPIRED_BY_PARTNER_COLUMNS, currency)
+        sheet.rows_of(EXPIRED_BY_PARTNER_COLUMNS, expired)
+        sheet.total_row(EXPIRED_BY_PARTNER_COLUMNS, ExpiredByPartnerRow.total(expired))
+        sheet.blank()
+        sheet.field(
+            "Note",
+            "The breakage share is in the partner's net above; the value at the issue rate is "
+            "information.",
+        )
     sheet.close()
 
 
 def _points_by_version(lines: Sequence[StatementLine]) -> dict[int, PointsFigures]:
     """Per contract version: issued, issue reversals, net issued, and the same for redemption
-    (fee lines move no points)."""
+    (fee and breakage lines move no points between members and the partner: a breakage line
+    counts points that had already left the balances when they expired)."""
     figures: dict[int, PointsFigures] = {}
     for line in lines:
         moved = (line.points, line.reversed_points, line.quantity)

@@ -41,7 +41,8 @@ async def test_settling_a_month_that_does_not_add_up_prints_settlement_refused_a
         assert result.exit_code == 1, result.output
         assert result.output.strip().endswith(
             "Error: settlement_refused: the settlement does not add up: the points roll-forward "
-            f"closes at 300 but members hold 305 at the cut-off; {SECOND_REASON}"
+            "closes at 300 but members hold 305 at the cut-off; the lots hold 300 points at the "
+            f"cut-off but members hold 305; {SECOND_REASON}"
         )
         async with database.driver_connection() as connection:
             assert await connection.fetchval("SELECT count(*) FROM periods") == 0

@@ -180,6 +180,9 @@ def test_the_installed_wheel_migrates_serves_and_runs_the_demo_outside_the_check
             assert server.poll() is None, (outside / "serve.log").read_text()
             assert time.monotonic() < deadline, (outside / "serve.log").read_text()
             time.sleep(0.2)
+        # The docs page loads its viewer from the installed packages, not from a CDN.
+        bundle = httpx.get(f"http://127.0.0.1:{port}/schema/swagger-ui/swagger-ui-bundle.js")
+        assert bundle.status_code == 200
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -168,3 +168,51 @@ async def test_the_clock_is_not_documented_outside_sandbox_mode(
     validate(document)
     assert "/v1/admin/clock" not in document["paths"]
     assert OPERATOR - {("put", "/v1/admin/clock")} <= _operations(document)
+
+
+def test_the_document_declares_how_partners_and_operators_authenticate(
+    document: dict[str, Any],
+) -> None:
+    schemes = document["components"]["securitySchemes"]
+    signature = schemes["PartnerSignature"]
+    assert (signature["type"], signature["in"], signature["name"]) == (
+        "apiKey",
+        "header",
+        "Signature",
+    )
+    for named in ("RFC 9421", "Signature-Input", "Content-Digest", "partner guide"):
+        assert named in signature["description"]
+    assert (schemes["OperatorToken"]["type"], schemes["OperatorToken"]["scheme"]) == (
+        "http",
+        "bearer",
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "scheme"),
+    [
+        *((method, path, "PartnerSignature") for method, path in sorted(PARTNER_WRITES)),
+        ("get", "/v1/transactions", "PartnerSignature"),
+        ("get", "/v1/statements/{period}", "PartnerSignature"),
+        *((method, path, "OperatorToken") for method, path in sorted(OPERATOR)),
+        ("get", "/v1/audit/disclosures", "OperatorToken"),
+        ("get", "/metrics", "OperatorToken"),
+    ],
+)
+def test_a_signed_or_token_route_names_its_security_scheme(
+    document: dict[str, Any], method: str, path: str, scheme: str
+) -> None:
+    assert document["paths"][path][method]["security"] == [{scheme: []}]
+
+
+def test_every_v1_route_but_the_keys_names_one_security_scheme(
+    document: dict[str, Any],
+) -> None:
+    unsecured = {
+        f"{method.upper()} {path}"
+        for method, path in _operations(document)
+        if path.startswith("/v1/") and path != "/v1/keys"
+        if len(document["paths"][path][method].get("security", [])) != 1
+    }
+    assert not unsecured
+    assert "security" not in document["paths"]["/v1/keys"]["get"]

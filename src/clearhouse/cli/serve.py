@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import click
 
 from clearhouse.cli.common import require_master_key, settings
@@ -19,6 +21,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     import uvicorn
 
     from clearhouse.crypto.ed25519 import load_or_create_private_key
+    from clearhouse.services.worker_metrics import shared_by_workers
     from clearhouse.web.server import BoundedHttpToolsProtocol
 
     served = settings()
@@ -26,18 +29,21 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     # Made here, once: workers starting together would each make a key of their own.
     load_or_create_private_key(served.signing_key_file)
     load_or_create_private_key(served.webhook_key_file)
-    uvicorn.run(
-        "clearhouse.web.app:app_from_env",
-        factory=True,
-        # Bounds the size of each request head and the time its head and body take to arrive
-        # (uvicorn's own has no such bounds).
-        http=BoundedHttpToolsProtocol,
-        host=host or served.host,
-        port=port or served.port,
-        workers=workers,
-        log_level=served.log_level.lower(),
-        access_log=False,
-    )
+    # Several workers count into one directory of files, summed at /metrics; it must be in the
+    # environment before uvicorn spawns them (services/worker_metrics.py).
+    with shared_by_workers() if workers > 1 else nullcontext():
+        uvicorn.run(
+            "clearhouse.web.app:app_from_env",
+            factory=True,
+            # Bounds the size of each request head and the time its head and body take to
+            # arrive (uvicorn's own has no such bounds).
+            http=BoundedHttpToolsProtocol,
+            host=host or served.host,
+            port=port or served.port,
+            workers=workers,
+            log_level=served.log_level.lower(),
+            access_log=False,
+        )
 
 
 COMMANDS = [serve]

@@ -15,10 +15,8 @@ import asyncpg
 import structlog
 from litestar import Litestar, Router
 from litestar.datastructures import State
-from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp
 
-from clearhouse import __version__
 from clearhouse.config import Settings
 from clearhouse.crypto.ed25519 import CoalitionKey, load_or_create_private_key
 from clearhouse.domain.errors import ClearhouseError, ExpiryRunInProgress
@@ -37,6 +35,7 @@ from clearhouse.web.admin import (
     PartnerAdminController,
     coalition_keys,
 )
+from clearhouse.web.api_docs import PARTNER_SIGNED, TOKEN_BEARING, openapi_config, swagger_ui_files
 from clearhouse.web.audit import AuditController
 from clearhouse.web.bodies import SIGNED_ROUTE, JsonBodyMiddleware, check_signed_body
 from clearhouse.web.clearing import (
@@ -214,8 +213,9 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         middleware=[PartnerSignatureMiddleware(settings.body_max_bytes)],
         opt={SIGNED_ROUTE: True},
         before_request=check_signed_body,
+        security=PARTNER_SIGNED,
     )
-    operator_api: list[Any] = [
+    operator_handlers: list[Any] = [
         PartnerAdminController,
         ContractAdminController,
         MemberAdminController,
@@ -225,10 +225,18 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         WebhookDeliveryAdminController,
     ]
     if settings.sandbox:
-        operator_api.append(ClockController)
+        operator_handlers.append(ClockController)
+    operator_api = Router(path="/", route_handlers=operator_handlers, security=TOKEN_BEARING)
 
     return Litestar(
-        route_handlers=[HealthController, metrics, coalition_keys, partner_api, *operator_api],
+        route_handlers=[
+            HealthController,
+            metrics,
+            coalition_keys,
+            partner_api,
+            operator_api,
+            swagger_ui_files(),
+        ],
         state=state,
         on_startup=[open_database],
         on_shutdown=[close_database],
@@ -242,13 +250,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
             ConcurrentRequestsCap(settings.concurrent_requests_max),
             JsonBodyMiddleware(settings.body_max_bytes),
         ],
-        openapi_config=OpenAPIConfig(
-            title="Clearhouse",
-            version=__version__,
-            description="The clearing house of a loyalty coalition: signed partner API, "
-            "operator and auditor endpoints. Errors are RFC 9457 problems with a stable `code`.",
-            path="/schema",
-        ),
+        openapi_config=openapi_config(),
         logging_config=None,
         debug=False,
     )

@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from clearhouse.services.clock import ledger_time
 from clearhouse.services.database import Database
 from clearhouse.services.metrics import CONTENT_TYPE, exposition
+from clearhouse.web.api_docs import TOKEN_BEARING
 from clearhouse.web.auth import operator_only
 from clearhouse.web.problems import problem_responses
 
@@ -42,11 +43,13 @@ class HealthController(Controller):
 
 @get(
     "/metrics",
-    summary="Prometheus metrics of this process (operator token)",
+    summary="Prometheus metrics of the server, all workers summed (operator token)",
     tags=["health"],
     include_in_schema=True,
     guards=[operator_only],
+    security=TOKEN_BEARING,
     responses=problem_responses("invalid_token", "forbidden", "unavailable"),
 )
 async def metrics() -> Response[bytes]:
-    return Response(exposition(), media_type=CONTENT_TYPE)
+    # As a header, not a media type: Litestar appends a second charset to a ``text/`` one.
+    return Response(exposition(), headers={"Content-Type": CONTENT_TYPE})

@@ -15,7 +15,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from clearhouse.services.metrics import REQUESTS
+from clearhouse.services.metrics import REQUEST_SECONDS, REQUESTS
 from clearhouse.web.problem_codes import status_of
 
 log = structlog.get_logger("clearhouse.web")
@@ -56,13 +56,16 @@ class RequestIdMiddleware(ASGIMiddleware):
             status = status_of(exc)
             raise
         finally:
+            duration_s = time.perf_counter() - started
             route = str(scope.get("path_template") or "unmatched")
-            REQUESTS.labels(scope.get("method", ""), route, str(status)).inc()
+            labels = (scope.get("method", ""), route, str(status))
+            REQUESTS.labels(*labels).inc()
+            REQUEST_SECONDS.labels(*labels).observe(duration_s)
             log.info(
                 "request",
                 request_id=request_id,
                 method=scope.get("method"),
                 path=scope["path"],
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(duration_s * 1000, 2),
             )

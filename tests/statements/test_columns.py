@@ -21,7 +21,7 @@ from clearhouse.statements.columns import (
     POSITION_COLUMNS,
     VERSION_POINTS_COLUMNS,
 )
-from clearhouse.statements.sheets import Column, Sheet
+from clearhouse.statements.sheets import Column, PrintedPages, Sheet
 from tests.statements.test_workbook import (
     coalition_statements,
     entries,
@@ -84,7 +84,8 @@ def test_a_declared_column_makes_its_header_width_and_cells() -> None:
         {"name": None, "paid": None, "at": None},
     ]
     workbook = Workbook(write_only=True)
-    sheet = Sheet.of_table(workbook, "Table", columns)
+    pages = PrintedPages("2026-11/p-alpha", "2026-11")
+    sheet = Sheet.of_table(workbook, "Table", columns, pages=pages, orientation="portrait")
     sheet.table_heading(columns, "CHF")
     sheet.rows_of(columns, [{**row, "count": number} for number, row in enumerate(rows, 41)])
     sheet.close()

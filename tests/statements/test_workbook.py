@@ -58,6 +58,12 @@ KEY = CoalitionKey.of(Ed25519PrivateKey.generate())
 PERIOD = "2026-11"
 LEDGER_ROOT = hashlib.sha256(b"the period's root").digest()
 GENERATED_AT = datetime(2026, 12, 1, 0, 5, 7, 250000, tzinfo=UTC)
+DIRECTION_IN_WORDS = {
+    "coalition_pays_partner": "the coalition pays the partner",
+    "partner_pays_coalition": "the partner pays the coalition",
+    "nothing_due": "nothing is due",
+}
+"""The JSON statement's direction codes and the words a workbook shows for them."""
 HOSTILE = ['=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "=cmd|' /C calc'!A0", "#N/A"]
 
 
@@ -399,7 +405,7 @@ async def test_the_partner_summary_shows_the_statements_figures() -> None:
     assert_money(field(summary, "Fees"), body["fees"])
     assert_money(field(summary, "Net, redemption - issue - fees"), body["net"])
     assert field(summary, "Who pays whom").value == body["who_pays"]
-    assert field(summary, "Direction").value == body["direction"]
+    assert field(summary, "Direction").value == DIRECTION_IN_WORDS[body["direction"]]
     assert summary.freeze_panes == "A2"
     assert summary["A1"].font.b
 
@@ -681,14 +687,10 @@ async def test_a_coalition_workbook_lists_every_partner() -> None:
             cells[2:6], ["issue_amount", "redemption_amount", "fees", "net"], strict=True
         ):
             assert_money(cell, partner[key])
-        assert cells[6].value == partner["direction"]
+        assert cells[6].value == DIRECTION_IN_WORDS[partner["direction"]]
         own = next(signed_json(o) for o in others if o.party == partner["partner_id"])
         assert cells[7].value == own["who_pays"]
-    assert {r[6].value for r in lines} == {
-        "coalition_pays_partner",
-        "partner_pays_coalition",
-        "nothing_due",
-    }
+    assert {r[6].value for r in lines} == set(DIRECTION_IN_WORDS.values())
     assert_money(field(summary, "Partners' net total"), body["partners_net_total"])
     assert_money(field(summary, "Coalition margin"), body["coalition_margin"])
     assert_money(
@@ -1023,3 +1025,107 @@ async def test_the_coalition_summary_lists_expired_points_by_issuing_partner() -
     assert position["breakage_amount"] == "8.00"
     assert Decimal(body["multilateral_check"]) == 0
     assert_money(field(summary, "Coalition margin"), body["coalition_margin"])
+
+
+# --- printing and reading like a statement ----------------------------------------------------
+
+
+PARTNER_ORIENTATIONS = {
+    "Summary": "portrait",
+    "Entries": "landscape",
+    "Reconciliation": "landscape",
+    "Contract": "landscape",
+    "Integrity": "portrait",
+}
+COALITION_ORIENTATIONS = {
+    "Summary": "landscape",
+    "Entries": "landscape",
+    "Entries (2)": "landscape",
+    "Reconciliation": "landscape",
+    "Breakage": "landscape",
+    "Contract": "landscape",
+    "Integrity": "portrait",
+}
+
+
+async def both_workbooks() -> list[tuple[Any, str, dict[str, str]]]:
+    """A partner's and the coalition's workbook (its entries on two sheets), each with its
+    statement id and the orientation each of its sheets prints in."""
+    partner = partner_statement(partners()[0])
+    coalition, others = coalition_statements(cohorts=COHORTS)
+    return [
+        (load(await write(partner, rows=entries(3))), f"{PERIOD}/p-alpha", PARTNER_ORIENTATIONS),
+        (
+            load(await write(coalition, others, entries(5), rows_per_sheet=4)),
+            f"{PERIOD}/coalition",
+            COALITION_ORIENTATIONS,
+        ),
+    ]
+
+
+async def test_every_sheet_prints_one_page_wide_in_its_orientation() -> None:
+    for workbook, _, orientations in await both_workbooks():
+        assert workbook.sheetnames == list(orientations)
+        for sheet in workbook.worksheets:
+            assert sheet.page_setup.orientation == orientations[sheet.title], sheet.title
+            assert sheet.sheet_properties.pageSetUpPr.fitToPage, sheet.title
+            assert sheet.page_setup.fitToWidth == 1, sheet.title
+            assert sheet.page_setup.fitToHeight == 0, sheet.title
+
+
+async def test_every_printed_page_names_the_statement_its_period_and_its_number() -> None:
+    for workbook, statement_id, _ in await both_workbooks():
+        for sheet in workbook.worksheets:
+            assert sheet.oddHeader.left.text == f"Settlement statement {statement_id}"
+            assert sheet.oddHeader.right.text == f"Period {PERIOD}"
+            assert sheet.oddFooter.left.text == "&A"
+            assert sheet.oddFooter.right.text == "Page &P of &N"
+
+
+async def test_entries_sheets_repeat_their_header_row_on_every_printed_page() -> None:
+    for workbook, _, _ in await both_workbooks():
+        for sheet in workbook.worksheets:
+            repeated = "$1:$1" if sheet.title.startswith("Entries") else None
+            assert sheet.print_title_rows == repeated, sheet.title
+
+
+async def test_the_direction_reads_in_words_where_the_json_keeps_its_code() -> None:
+    statement = partner_statement(partners()[0])
+    summary = load(await write(statement))["Summary"]
+    assert signed_json(statement)["direction"] == "coalition_pays_partner"
+    assert field(summary, "Direction").value == "the coalition pays the partner"
+
+    coalition, others = coalition_statements()
+    lines = table(load(await write(coalition, others))["Summary"], "Partner id")
+    assert {r[6].value for r in lines} == {
+        "the coalition pays the partner",
+        "the partner pays the coalition",
+        "nothing is due",
+    }
+
+
+async def test_no_cell_shows_an_internal_code_or_cites_a_spec() -> None:
+    codes = {"coalition_pays_partner", "partner_pays_coalition", "nothing_due", "ed25519"}
+    for workbook, _, _ in await both_workbooks():
+        for sheet in workbook.worksheets:
+            for row in sheet.iter_rows(values_only=True):
+                for value in row:
+                    assert "SPEC" not in str(value), (sheet.title, value)
+                    assert value not in codes, (sheet.title, value)
+
+
+async def test_the_integrity_steps_explain_the_period_root_and_where_the_key_is() -> None:
+    sheet = load(await write(partner_statement(partners()[0])))["Integrity"]
+    steps = " ".join(str(row[1]) for row in sheet.iter_rows(values_only=True))
+    assert "SHA-256(previous month's root ‖ tree head)" in steps
+    assert "32 zero bytes" in steps
+    assert "GET /v1/keys" in steps
+    assert field(sheet, "Signature algorithm").value == "Ed25519"
+
+
+async def test_the_document_properties_name_the_statement() -> None:
+    for workbook, statement_id, _ in await both_workbooks():
+        properties = workbook.properties
+        assert properties.title == f"Settlement statement {statement_id}"
+        assert properties.creator == "Clearhouse"
+        assert PERIOD in properties.subject

@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from clearhouse.statements.columns import COHORT_COLUMNS, CohortRow, CurveRow, curve_columns
 from clearhouse.statements.model import CoalitionStatement
-from clearhouse.statements.sheets import Sheet
+from clearhouse.statements.sheets import PrintedPages, Sheet
 
 BREAKAGE_SHEET: Final = "Breakage"
 CURVE_HEADING: Final = "Redemption curve by age (cumulative share of points redeemed)"
@@ -26,12 +26,14 @@ NO_COHORTS: Final = (
 )
 
 
-def breakage_sheet(workbook: Any, body: CoalitionStatement) -> None:
+def breakage_sheet(workbook: Any, body: CoalitionStatement, pages: PrintedPages) -> None:
     """The cohorts by month of issue, their shares, and their redemption curves by age."""
     cohorts = [CohortRow.of(cohort) for cohort in body.breakage_cohorts]
     curves = [CurveRow.of(cohort) for cohort in body.breakage_cohorts]
     ages = curve_columns(max((len(curve.shares) for curve in curves), default=0))
-    sheet = Sheet.of_tables(workbook, BREAKAGE_SHEET, COHORT_COLUMNS, ages)
+    sheet = Sheet.of_tables(
+        workbook, BREAKAGE_SHEET, COHORT_COLUMNS, ages, pages=pages, orientation="landscape"
+    )
     sheet.heading("Breakage cohorts by month of issue", "Points")
     if not cohorts:
         sheet.append(sheet.text(NO_COHORTS))

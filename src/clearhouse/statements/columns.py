@@ -17,6 +17,7 @@ from clearhouse.domain.records import StatementEntry
 from clearhouse.statements.model import (
     BreakageCohort,
     ContractTerms,
+    Direction,
     ExpiredPoints,
     PartnerPosition,
     StatementLine,
@@ -30,6 +31,13 @@ from clearhouse.statements.sheets import (
     Column,
     utc_moment,
 )
+
+DIRECTION_WORDS: Final = {
+    Direction.PARTNER_PAYS_COALITION: "the partner pays the coalition",
+    Direction.COALITION_PAYS_PARTNER: "the coalition pays the partner",
+    Direction.NOTHING_DUE: "nothing is due",
+}
+"""A statement's direction as a reader reads it; the JSON statement keeps its code."""
 
 
 def _decimal(text: str | None) -> Decimal | None:
@@ -98,7 +106,7 @@ POSITION_COLUMNS: Final[tuple[Column[PositionRow], ...]] = (
     ),
     Column("Fees ({currency})", 16, MONEY_FORMAT, lambda row: Decimal(row.position.fees)),
     Column("Net ({currency})", 18, MONEY_FORMAT, lambda row: Decimal(row.position.net)),
-    Column("Direction", 24, None, lambda row: row.position.direction.value),
+    Column("Direction", 30, None, lambda row: DIRECTION_WORDS[row.position.direction]),
     Column("Who pays whom", 40, None, lambda row: row.who_pays),
 )
 """The coalition's Summary: one row per partner."""

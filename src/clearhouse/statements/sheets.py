@@ -9,6 +9,11 @@ the column's number format, or none when the column has none; ``None`` is an emp
 
 Sheets are write-only (openpyxl): a row is written out as it is appended, so ``Sheet.row``
 reuses one styled cell per column and kind instead of a new one per value.
+
+Every sheet prints the same way, set where it is made (``Sheet.__init__``): in its orientation,
+one page wide and as many pages tall as it needs, each page headed with the statement and its
+period (``PrintedPages``) and numbered "Page n of m"; a table that runs over many pages
+(Entries) repeats its header row on each.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import zip_longest
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar
 
 from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.styles import Font
@@ -35,6 +40,12 @@ SHARE_FORMAT: Final = "0.00%"
 """A share as a number (0.25), shown as a percentage (25.00%)."""
 
 _BOLD: Final = Font(bold=True)
+
+Orientation = Literal["portrait", "landscape"]
+
+PAGE_NUMBER: Final = "Page &P of &N"
+"""The footer's page number, in the spreadsheet's header and footer codes."""
+SHEET_NAME: Final = "&A"
 
 Row = TypeVar("Row", contravariant=True)
 
@@ -67,6 +78,24 @@ def utc_moment(text: str) -> datetime:
     return naive_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
+@dataclass(frozen=True, slots=True)
+class PrintedPages:
+    """What every printed page of a statement's sheets is headed with."""
+
+    statement_id: str
+    period: str
+
+    @property
+    def title(self) -> str:
+        """``Settlement statement 2026-11/p-alpha``: also the workbook's title."""
+        return f"Settlement statement {self.statement_id}"
+
+
+def _header_text(text: str) -> str:
+    """``text`` as a header or footer shows it: ``&`` starts a code there, ``&&`` is an ``&``."""
+    return text.replace("&", "&&")
+
+
 class Sheet:
     """A write-only sheet and the cells it is written with."""
 
@@ -76,27 +105,77 @@ class Sheet:
         title: str,
         widths: Sequence[float],
         *,
+        pages: PrintedPages,
+        orientation: Orientation,
+        header_repeats: bool = False,
         freeze: str = "A2",
     ) -> None:
+        """``header_repeats``: row 1 is printed at the top of every page."""
         self.sheet: WriteOnlyWorksheet = workbook.create_sheet(title)
-        # Both are written before the first row in write-only mode, so they are set first.
+        # These are written before the first row in write-only mode, so they are set first.
         self.sheet.freeze_panes = freeze
         for index, width in enumerate(widths, 1):
             self.sheet.column_dimensions[get_column_letter(index)].width = width
+        self._print_setup(pages, orientation, header_repeats)
         self.rows = 0
         self._reused_cells: dict[tuple[int, str | None], Cell] = {}
 
-    @classmethod
-    def of_table(cls, workbook: Any, title: str, columns: Sequence[Column[Any]]) -> Sheet:
-        """A sheet whose column widths are those of ``columns``."""
-        return cls(workbook, title, [column.width for column in columns])
+    def _print_setup(
+        self, pages: PrintedPages, orientation: Orientation, header_repeats: bool
+    ) -> None:
+        sheet = self.sheet
+        sheet.sheet_properties.pageSetUpPr.fitToPage = True
+        sheet.page_setup.orientation = orientation
+        sheet.page_setup.fitToWidth = 1
+        sheet.page_setup.fitToHeight = 0  # as many pages tall as the rows need
+        if header_repeats:
+            sheet.print_title_rows = "1:1"
+        sheet.oddHeader.left.text = _header_text(pages.title)
+        sheet.oddHeader.right.text = _header_text(f"Period {pages.period}")
+        sheet.oddFooter.left.text = SHEET_NAME
+        sheet.oddFooter.right.text = PAGE_NUMBER
 
     @classmethod
-    def of_tables(cls, workbook: Any, title: str, *tables: Sequence[Column[Any]]) -> Sheet:
+    def of_table(
+        cls,
+        workbook: Any,
+        title: str,
+        columns: Sequence[Column[Any]],
+        *,
+        pages: PrintedPages,
+        orientation: Orientation,
+        header_repeats: bool = False,
+    ) -> Sheet:
+        """A sheet whose column widths are those of ``columns``."""
+        widths = [column.width for column in columns]
+        return cls(
+            workbook,
+            title,
+            widths,
+            pages=pages,
+            orientation=orientation,
+            header_repeats=header_repeats,
+        )
+
+    @classmethod
+    def of_tables(
+        cls,
+        workbook: Any,
+        title: str,
+        *tables: Sequence[Column[Any]],
+        pages: PrintedPages,
+        orientation: Orientation,
+    ) -> Sheet:
         """A sheet of several tables, one below the other: each column as wide as the widest
         of the tables' columns there."""
         widths = zip_longest(*([column.width for column in table] for table in tables))
-        return cls(workbook, title, [max(w for w in at if w is not None) for at in widths])
+        return cls(
+            workbook,
+            title,
+            [max(w for w in at if w is not None) for at in widths],
+            pages=pages,
+            orientation=orientation,
+        )
 
     def append(self, *values: object) -> None:
         self.sheet.append(list(values))

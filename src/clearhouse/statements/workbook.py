@@ -13,6 +13,12 @@ The workbook is written in openpyxl's write-only mode: each sheet streams into a
 file as its rows are appended, and the entries are taken one at a time from an async iterable,
 so memory does not grow with the number of entries. Past Excel's 1,048,576 rows (header
 included) the entries continue in ``Entries (2)``, ``Entries (3)`` …, each with its own header.
+
+Printed, a sheet is one page wide: Summary (a partner's) and Integrity in portrait, the Entries
+and every wide table (the coalition's Summary, Reconciliation, Breakage, Contract) in
+landscape; each page is headed with the statement and its period and numbered, and the Entries
+repeat their header row on every page (``Sheet``). The workbook's document properties name the
+statement too. Codes of the JSON statement are shown in words (``DIRECTION_WORDS``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from clearhouse.domain.records import StatementEntry
 from clearhouse.statements.breakage_sheet import breakage_sheet
 from clearhouse.statements.columns import (
     CONTRACT_COLUMNS,
+    DIRECTION_WORDS,
     ENTRY_COLUMNS,
     EXPIRED_BY_PARTNER_COLUMNS,
     EXPIRED_COLUMNS,
@@ -51,7 +58,7 @@ from clearhouse.statements.model import (
     Statement,
     StatementLine,
 )
-from clearhouse.statements.sheets import Sheet
+from clearhouse.statements.sheets import PrintedPages, Sheet
 
 EXCEL_MAX_ROWS: Final = 1_048_576
 """Rows of one sheet in Excel (and LibreOffice), the header row included."""
@@ -66,6 +73,9 @@ YIELD_EVERY: Final = 1000
 """Entries written between two chances for other tasks of the event loop to run."""
 
 ALL_PARTNERS: Final = "all partners"
+CREATOR: Final = "Clearhouse"
+SIGNATURE_ALGORITHMS: Final = {"ed25519": "Ed25519"}
+"""A statement's signature algorithm as its name is written."""
 
 
 def entries_sheet_title(number: int) -> str:
@@ -76,9 +86,10 @@ def entries_sheet_title(number: int) -> str:
 class _EntriesSheets:
     """Entries across as many sheets as Excel's row limit needs, each with its own header."""
 
-    def __init__(self, workbook: Any, rows_per_sheet: int) -> None:
+    def __init__(self, workbook: Any, rows_per_sheet: int, pages: PrintedPages) -> None:
         self._workbook = workbook
         self._rows_per_sheet = rows_per_sheet
+        self._pages = pages
         self._number = 0
         self._last_column = get_column_letter(len(ENTRY_COLUMNS))
         self._open_next()
@@ -86,7 +97,14 @@ class _EntriesSheets:
     def _open_next(self) -> None:
         self._number += 1
         title = entries_sheet_title(self._number)
-        self._sheet = Sheet.of_table(self._workbook, title, ENTRY_COLUMNS)
+        self._sheet = Sheet.of_table(
+            self._workbook,
+            title,
+            ENTRY_COLUMNS,
+            pages=self._pages,
+            orientation="landscape",
+            header_repeats=True,
+        )
         self._sheet.table_heading(ENTRY_COLUMNS)
 
     def _finish(self) -> None:
@@ -130,12 +148,14 @@ async def write_statement_workbook(
         b for b in (s.body() for s in partner_statements) if isinstance(b, PartnerStatement)
     ]
     workbook = Workbook(write_only=True)
+    pages = PrintedPages(body.statement_id, body.period)
+    _properties(workbook, body, pages)
     try:
         if isinstance(body, CoalitionStatement):
-            _coalition_summary(workbook, body)
+            _coalition_summary(workbook, body, pages)
         else:
-            _partner_summary(workbook, body)
-        sheets = _EntriesSheets(workbook, rows_per_sheet)
+            _partner_summary(workbook, body, pages)
+        sheets = _EntriesSheets(workbook, rows_per_sheet, pages)
         written = 0
         async for entry in entries:
             sheets.add(entry)
@@ -144,18 +164,26 @@ async def write_statement_workbook(
                 await asyncio.sleep(0)
         sheets.close()
         if isinstance(body, CoalitionStatement):
-            _coalition_reconciliation(workbook, body, partners)
-            breakage_sheet(workbook, body)
-            _contract(workbook, partners)
+            _coalition_reconciliation(workbook, body, partners, pages)
+            breakage_sheet(workbook, body, pages)
+            _contract(workbook, partners, pages)
         else:
-            _partner_reconciliation(workbook, body)
-            _contract(workbook, [body])
-        _integrity(workbook, statement, body)
+            _partner_reconciliation(workbook, body, pages)
+            _contract(workbook, [body], pages)
+        _integrity(workbook, statement, body, pages)
     except BaseException:
         _discard(workbook)
         raise
     # Compressing the sheets takes a while for a big period; off the event loop.
     await asyncio.to_thread(_save, workbook, out)
+
+
+def _properties(workbook: Any, body: Statement, pages: PrintedPages) -> None:
+    """The document properties a file manager or a PDF printer shows."""
+    party = ALL_PARTNERS if isinstance(body, CoalitionStatement) else body.legal_name
+    workbook.properties.title = pages.title
+    workbook.properties.subject = f"Loyalty points settlement of {body.period}, {party}"
+    workbook.properties.creator = CREATOR
 
 
 def _save(workbook: Any, out: BinaryIO) -> None:
@@ -190,9 +218,11 @@ def _header_block(sheet: Sheet, body: Statement, partner: str, legal_name: str |
     sheet.field("Generated at (UTC)", sheet.moment(body.generated_at))
 
 
-def _partner_summary(workbook: Any, body: PartnerStatement) -> None:
+def _partner_summary(workbook: Any, body: PartnerStatement, pages: PrintedPages) -> None:
     currency = body.currency
-    sheet = Sheet.of_table(workbook, SUMMARY_SHEET, LINE_COLUMNS)
+    sheet = Sheet.of_table(
+        workbook, SUMMARY_SHEET, LINE_COLUMNS, pages=pages, orientation="portrait"
+    )
     sheet.heading("Settlement statement", body.statement_id)
     _header_block(sheet, body, body.partner_id, body.legal_name)
     sheet.field("Entries netted", body.entries)
@@ -210,7 +240,7 @@ def _partner_summary(workbook: Any, body: PartnerStatement) -> None:
         sheet.field(f"Breakage share ({currency})", sheet.money(body.breakage_amount))
         net = "redemption + breakage share - issue - fees"
     sheet.field(f"Net, {net} ({currency})", sheet.money(body.net))
-    sheet.field("Direction", body.direction.value)
+    sheet.field("Direction", DIRECTION_WORDS[body.direction])
     sheet.field("Who pays whom", body.who_pays)
     note = (
         "Quantity is net points (points less reversed points) for issue and redemption lines, "
@@ -231,9 +261,12 @@ def _partner_summary(workbook: Any, body: PartnerStatement) -> None:
     sheet.close()
 
 
-def _coalition_summary(workbook: Any, body: CoalitionStatement) -> None:
+def _coalition_summary(workbook: Any, body: CoalitionStatement, pages: PrintedPages) -> None:
     currency = body.currency
-    sheet = Sheet.of_table(workbook, SUMMARY_SHEET, POSITION_COLUMNS)
+    # Landscape: its table of partners is eight columns wide.
+    sheet = Sheet.of_table(
+        workbook, SUMMARY_SHEET, POSITION_COLUMNS, pages=pages, orientation="landscape"
+    )
     sheet.heading("Coalition statement", body.statement_id)
     _header_block(sheet, body, ALL_PARTNERS, None)
     sheet.blank()
@@ -298,8 +331,14 @@ def _total_row(sheet: Sheet, labels: int, figures: PointsFigures) -> None:
     sheet.append(sheet.bold("Total"), *[None] * (labels - 1), *map(sheet.points, figures))
 
 
-def _partner_reconciliation(workbook: Any, body: PartnerStatement) -> None:
-    sheet = Sheet.of_table(workbook, RECONCILIATION_SHEET, VERSION_POINTS_COLUMNS)
+def _partner_reconciliation(workbook: Any, body: PartnerStatement, pages: PrintedPages) -> None:
+    sheet = Sheet.of_table(
+        workbook,
+        RECONCILIATION_SHEET,
+        VERSION_POINTS_COLUMNS,
+        pages=pages,
+        orientation="landscape",
+    )
     sheet.table_heading(VERSION_POINTS_COLUMNS)
     figures = _points_by_version(body.lines)
     sheet.rows_of(
@@ -316,10 +355,19 @@ def _partner_reconciliation(workbook: Any, body: PartnerStatement) -> None:
 
 
 def _coalition_reconciliation(
-    workbook: Any, body: CoalitionStatement, partners: Sequence[PartnerStatement]
+    workbook: Any,
+    body: CoalitionStatement,
+    partners: Sequence[PartnerStatement],
+    pages: PrintedPages,
 ) -> None:
     roll = body.points_roll_forward
-    sheet = Sheet.of_table(workbook, RECONCILIATION_SHEET, PARTNER_POINTS_COLUMNS)
+    sheet = Sheet.of_table(
+        workbook,
+        RECONCILIATION_SHEET,
+        PARTNER_POINTS_COLUMNS,
+        pages=pages,
+        orientation="landscape",
+    )
     sheet.heading("Points roll-forward (all members)", "Points")
     sheet.field("Opening outstanding points", sheet.points(roll.opening))
     sheet.field("+ Issued (net of reversals)", sheet.points(roll.issued))
@@ -345,8 +393,10 @@ def _coalition_reconciliation(
     sheet.close()
 
 
-def _contract(workbook: Any, bodies: Sequence[PartnerStatement]) -> None:
-    sheet = Sheet.of_table(workbook, CONTRACT_SHEET, CONTRACT_COLUMNS)
+def _contract(workbook: Any, bodies: Sequence[PartnerStatement], pages: PrintedPages) -> None:
+    sheet = Sheet.of_table(
+        workbook, CONTRACT_SHEET, CONTRACT_COLUMNS, pages=pages, orientation="landscape"
+    )
     sheet.table_heading(CONTRACT_COLUMNS)
     sheet.rows_of(
         CONTRACT_COLUMNS,
@@ -374,21 +424,27 @@ def _verification_steps(body: Statement) -> list[str]:
         "The SHA-256 of those bytes, in hex, must equal the statement hash above.",
         "Decode the signature from base64 and verify it as Ed25519 over the same bytes with "
         "the public key of the key id above, as published at GET /v1/keys.",
-        "The ledger root is the period's root (SPEC 7.1): SHA-256 of the previous period's root "
-        "and the RFC 9162 Merkle tree head of the period's canonical entries "
-        f"(GET /v1/audit/periods/{period}/entries); clearhouse audit verify recomputes it.",
+        "The ledger root is the month's root, SHA-256(previous month's root ‖ tree head), "
+        "with 32 zero bytes before the coalition's first sealed month, so each root vouches "
+        "for every month before it. The tree head is the RFC 9162 Merkle tree head over the "
+        "month's entries in their canonical form, one RFC 8785 JSON line each, as "
+        f"GET /v1/audit/periods/{period}/entries serves them; GET /v1/audit/periods lists each "
+        "month's tree head, previous root and root, and clearhouse audit verify recomputes "
+        "them all.",
         "The figures of this workbook are copied from the signed JSON statement; where they "
         "differ, the signed JSON is authoritative.",
     ]
 
 
-def _integrity(workbook: Any, statement: SignedStatement, body: Statement) -> None:
+def _integrity(
+    workbook: Any, statement: SignedStatement, body: Statement, pages: PrintedPages
+) -> None:
     integrity = statement.integrity()
-    sheet = Sheet(workbook, INTEGRITY_SHEET, [40, 100])
+    sheet = Sheet(workbook, INTEGRITY_SHEET, [40, 100], pages=pages, orientation="portrait")
     sheet.heading("Integrity", body.statement_id)
     sheet.field("Statement hash (SHA-256, hex)", integrity.sha256)
     sheet.field("Signature (Ed25519, base64)", integrity.signature)
-    sheet.field("Signature algorithm", integrity.algorithm)
+    sheet.field("Signature algorithm", SIGNATURE_ALGORITHMS[integrity.algorithm])
     sheet.field("Key id", integrity.key_id)
     sheet.field("Ledger root (SHA-256, hex)", body.ledger_root)
     sheet.field("Canonicalisation", integrity.canonicalization)

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
@@ -19,7 +16,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from clearhouse import __version__
-from tests.e2e.conftest import CLEARHOUSE, READY_TIMEOUT_S, _free_port
+from tests.e2e.conftest import CLEARHOUSE, serving
 
 WORKERS: Final = 2
 HEALTH_REQUESTS_MAX: Final = 400
@@ -27,36 +24,6 @@ HEALTH_REQUESTS_MAX: Final = 400
 HEALTH: Final = (("method", "GET"), ("route", "/health"), ("status", "200"))
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@contextmanager
-def _serving(environment: dict[str, str], folder: Path) -> Iterator[str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = folder / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [CLEARHOUSE, "serve", "--port", str(port), "--workers", str(WORKERS)],
-            env=environment | {"CLEARHOUSE_PUBLIC_BASE_URL": url},
-            cwd=folder,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            else:
-                raise AssertionError(log_path.read_text())
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
-    assert process.returncode == 0, log_path.read_text()
 
 
 def _pids_that_counted(directory: Path) -> set[str]:
@@ -89,7 +56,7 @@ def test_two_workers_add_up_in_one_exposition_and_leave_no_files_behind(
     )
     operator = {"Authorization": f"Bearer {json.loads(created.stdout)['secret']}"}
 
-    with _serving(environment, tmp_path) as url:
+    with serving(environment, tmp_path, "--workers", str(WORKERS), stops_cleanly=True) as url:
         (directory,) = scratch.glob("clearhouse-metrics-*")
         answered = 0
         while len(_pids_that_counted(directory)) < WORKERS:

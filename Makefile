@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format serve demo bench clean
+.PHONY: install test test-browser browser-deps lint format serve demo bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -19,8 +19,20 @@ $(STAMP): $(UV) pyproject.toml packages/clearhouse-client/pyproject.toml uv.lock
 
 install: $(STAMP)
 
+# Everything but the tests that need a browser and an office suite from Debian.
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --ignore=tests/browser --ignore=tests/print
+
+# Debian's Chromium (the console, driven by Playwright) and LibreOffice (workbooks printed to
+# PDF), installed when missing: this needs root and Debian's package mirror.
+DEBIAN_PACKAGES := chromium libreoffice-calc-nogui poppler-utils fonts-dejavu-core
+browser-deps:
+	@if ! command -v chromium >/dev/null || ! command -v soffice >/dev/null || ! command -v pdftoppm >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEBIAN_PACKAGES); \
+	fi
+
+test-browser: $(STAMP) browser-deps
+	$(BIN)/pytest tests/browser $(wildcard tests/print)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src packages tests

@@ -168,6 +168,8 @@ class Settings:
     webhook_lease_s: int
     """How long a worker's claim on a delivery lasts; a claim whose worker died is taken again
     after it. Longer than an attempt can take (15 s), so a live worker's claim never lapses."""
+    console_session_s: int
+    """How long a console sign-in lasts, in seconds (never longer than its token)."""
     coalition_name: str
     database_name: str | None
     """A database on the server other than the URL's own (``CLEARHOUSE_DATABASE_NAME``), e.g.
@@ -225,6 +227,7 @@ class Settings:
             hold_sweep_interval_s=_int(env, "CLEARHOUSE_HOLD_SWEEP_INTERVAL_S", 30, 0, 3600),
             expiry=_expiry(env),
             expiry_interval_s=_int(env, "CLEARHOUSE_EXPIRY_INTERVAL_S", 300, 0, 86400),
+            console_session_s=_int(env, "CLEARHOUSE_CONSOLE_SESSION_S", 28800, 60, 86400),
             signing_key_file=Path(
                 env.get("CLEARHOUSE_SIGNING_KEY_FILE")
                 or Path(env.get("CLEARHOUSE_DATA_DIR", ".clearhouse")) / "coalition-signing-key.pem"

@@ -148,6 +148,13 @@ def demo(out: Path, database_name: str) -> None:
         f"{prefix}{command} serve",
         soft_wrap=True,
     )
+    console.print(
+        "open the console: a token first, "
+        f"CLEARHOUSE_SANDBOX=1 CLEARHOUSE_DATABASE_NAME={database_name} {prefix}{command} "
+        "token create --role operator --label demo; then, with the server above running, "
+        f"sign in with it at {settings.public_base_url}/console/sign-in",
+        soft_wrap=True,
+    )
     console.print("verify it yourself:")
     # The last line: a command that anyone may run as it stands.
     click.echo(f"{prefix}{command} audit verify --database {database_name}")

@@ -132,3 +132,39 @@ class StatementEntry:
     contract_version: int | None
     reference: str | None
     reversal_of: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionHolder:
+    """Who a live console session stands for."""
+
+    token_id: str
+    role: str
+    label: str
+    csrf_token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorAction:
+    action_id: int
+    acted_at: datetime
+    token_id: str
+    label: str
+    channel: str
+    action: str
+    subject: str
+    outcome: str
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DisclosureFilter:
+    """The disclosure search: every field optional but the time range."""
+
+    start: datetime
+    end: datetime
+    partner_id: str | None = None
+    member_id: str | None = None
+    purpose: str | None = None
+    request_id: str | None = None

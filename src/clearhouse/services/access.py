@@ -138,13 +138,21 @@ async def create_token(
     return IssuedToken(token_id, role, secret, expires_at)
 
 
-async def token_role(database: Database, secret: str) -> Role | None:
-    """The role of a live token (not expired, not revoked); None otherwise."""
+@dataclass(frozen=True, slots=True)
+class TokenHolder:
+    """Who shows a live token: its id (what the action log names) and its role."""
+
+    token_id: str
+    role: Role
+
+
+async def token_holder(database: Database, secret: str) -> TokenHolder | None:
+    """The holder of a live token (not expired, not revoked); None otherwise."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
     async with database.driver_connection() as connection:
         found = await store.token_role(connection, token_digest(secret))
-    return None if found is None else Role(found[1])
+    return None if found is None else TokenHolder(found[0], Role(found[1]))
 
 
 async def revoke_token(database: Database, token_id: str) -> None:

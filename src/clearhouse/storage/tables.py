@@ -539,3 +539,39 @@ statements = Table(
     Column("key_id", Text, nullable=False),
     PrimaryKeyConstraint("period", "party"),
 )
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("session_sha256", LargeBinary, primary_key=True),
+    Column("token_id", Text, ForeignKey("api_tokens.token_id"), nullable=False),
+    Column("csrf_token", Text, nullable=False),
+    Column(
+        "created_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=text("clock_timestamp()"),
+    ),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Index("console_sessions_expiry", "expires_at"),
+)
+
+operator_actions = Table(
+    "operator_actions",
+    metadata,
+    Column("action_id", BigInteger, Identity(always=True), primary_key=True),
+    Column(
+        "acted_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=text("clock_timestamp()"),
+    ),
+    Column("token_id", Text, ForeignKey("api_tokens.token_id"), nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("request_id", Text, nullable=False),
+    Index("operator_actions_time", "acted_at"),
+)

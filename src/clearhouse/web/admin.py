@@ -19,6 +19,8 @@ from clearhouse.services import coalition_keys as keys_service
 from clearhouse.services.clock import set_ledger_time
 from clearhouse.services.coalition import add_partner
 from clearhouse.services.contracts import load_contracts
+from clearhouse.services.operator_actions import Action
+from clearhouse.web.actions import logged_api
 from clearhouse.web.auth import operator_only
 from clearhouse.web.problems import problem_responses
 from clearhouse.web.request_id import request_id_of
@@ -108,8 +110,11 @@ class PartnerAdminController(Controller):
         summary="Revoke a key; its next signature fails",
         responses=problem_responses(*OPERATOR_PROBLEMS, "not_found"),
     )
-    async def revoke_key(self, state: State, key_id: FromPath[str]) -> None:
-        await access.revoke_key(state.database, key_id)
+    async def revoke_key(
+        self, request: Request[Any, Any, Any], state: State, key_id: FromPath[str]
+    ) -> None:
+        revoking = access.revoke_key(state.database, key_id)
+        await logged_api(request, Action.REVOKE_KEY, key_id, revoking)
 
 
 class ClockController(Controller):
@@ -274,8 +279,11 @@ class MemberAdminController(Controller):
         summary="Erase a member's personal data: the member's key is destroyed",
         responses=problem_responses(*OPERATOR_PROBLEMS, "not_found"),
     )
-    async def erase(self, state: State, member_id: FromPath[str]) -> dict[str, Any]:
-        erased_now = await state.members.erase(member_id)
+    async def erase(
+        self, request: Request[Any, Any, Any], state: State, member_id: FromPath[str]
+    ) -> dict[str, Any]:
+        erasing = state.members.erase(member_id)
+        erased_now = await logged_api(request, Action.ERASE, member_id, erasing)
         return {"member_id": member_id, "erased": True, "already_erased": not erased_now}
 
     @get(

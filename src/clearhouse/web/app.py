@@ -15,6 +15,7 @@ import asyncpg
 import structlog
 from litestar import Litestar, Router
 from litestar.datastructures import State
+from litestar.plugins.htmx import HTMXPlugin
 from litestar.types import ASGIApp
 
 from clearhouse.config import Settings
@@ -43,6 +44,7 @@ from clearhouse.web.clearing import (
     PeriodAdminController,
     StatementController,
 )
+from clearhouse.web.console import console_router, console_templates
 from clearhouse.web.events import (
     EventController,
     WebhookDeliveryAdminController,
@@ -236,12 +238,14 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
             partner_api,
             operator_api,
             swagger_ui_files(),
+            console_router(),
         ],
         state=state,
         on_startup=[open_database],
         on_shutdown=[close_database],
         request_max_body_size=settings.body_max_bytes,
-        plugins=[problem_plugin()],
+        plugins=[problem_plugin(), HTMXPlugin()],
+        template_config=console_templates(),
         exception_handlers=exception_handlers(),
         # The limits come right after the request id, so that their refusals carry one.
         middleware=[

@@ -11,6 +11,7 @@ from litestar.params import QueryParameter
 
 from clearhouse.domain.errors import InvalidRequest
 from clearhouse.domain.periods import utc_instant
+from clearhouse.domain.records import Disclosure
 from clearhouse.services import access
 from clearhouse.statements.tables import write_table_csv, write_table_workbook
 from clearhouse.web.auth import auditor_or_operator
@@ -38,6 +39,20 @@ def _instant(value: str, name: str) -> datetime:
     return utc_instant(moment, name=name)
 
 
+def disclosure_row(row: Disclosure) -> tuple[object, ...]:
+    """One disclosure as a row of ``DISCLOSURE_COLUMNS`` (the API's exports and the console's)."""
+    return (
+        rfc3339(row.disclosed_at),
+        row.partner_id,
+        row.member_id,
+        row.purpose,
+        " ".join(row.fields),
+        row.contract_version,
+        row.legal_basis,
+        row.request_id,
+    )
+
+
 class AuditController(Controller):
     path = "/v1/audit"
     tags = ("auditor",)
@@ -56,19 +71,7 @@ class AuditController(Controller):
         end: Annotated[str, QueryParameter(name="to")],
     ) -> Response[Any]:
         rows = await state.members.disclosure_log(_instant(start, "from"), _instant(end, "to"))
-        table = [
-            (
-                rfc3339(r.disclosed_at),
-                r.partner_id,
-                r.member_id,
-                r.purpose,
-                " ".join(r.fields),
-                r.contract_version,
-                r.legal_basis,
-                r.request_id,
-            )
-            for r in rows
-        ]
+        table = [disclosure_row(r) for r in rows]
         accept = request.headers.get("accept", "")
         if XLSX in accept:
             body = write_table_workbook("Disclosures", DISCLOSURE_COLUMNS, table)

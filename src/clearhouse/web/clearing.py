@@ -14,10 +14,13 @@ from litestar.datastructures import State
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
+from clearhouse.config import Settings
 from clearhouse.domain.periods import period_bounds
 from clearhouse.domain.records import SealedPeriod
 from clearhouse.services.clearing import Clearing
+from clearhouse.services.operator_actions import Action
 from clearhouse.statements.documents import COALITION_PARTY
+from clearhouse.web.actions import logged_api
 from clearhouse.web.admin import OPERATOR_PROBLEMS
 from clearhouse.web.auth import auditor_or_operator, operator_only
 from clearhouse.web.partner import SIGNED_PROBLEMS, DataPurpose, require_granted
@@ -37,9 +40,18 @@ def _clearing(state: State) -> Clearing:
 async def _statement_response(
     request: Request[Any, Any, Any], clearing: Clearing, period: str, party: str
 ) -> Response[Any]:
-    period_bounds(period, request.app.state.settings.timezone)  # a well-formed period
+    accept = request.headers.get("accept", "")
+    return await statement_response(clearing, period, party, accept, request.app.state.settings)
+
+
+async def statement_response(
+    clearing: Clearing, period: str, party: str, accept: str, settings: Settings
+) -> Response[Any]:
+    """A statement as served: its JSON, or its workbook when ``accept`` asks for one (the API's
+    and the console's downloads are these bytes)."""
+    period_bounds(period, settings.timezone)  # a well-formed period
     statement = await clearing.statement(period, party)
-    if XLSX in request.headers.get("accept", ""):
+    if XLSX in accept:
         buffer = io.BytesIO()
         await clearing.write_workbook(period, party, buffer)
         filename = f"statement-{period}-{party}.xlsx"
@@ -116,8 +128,11 @@ class PeriodAdminController(Controller):
         summary="Seal a month after its end: its ledger root is computed and chained",
         responses=problem_responses(*OPERATOR_PROBLEMS, *PERIOD_PROBLEMS),
     )
-    async def close(self, state: State, period: FromPath[str]) -> dict[str, Any]:
-        return _period_out(await _clearing(state).close(period))
+    async def close(
+        self, request: Request[Any, Any, Any], state: State, period: FromPath[str]
+    ) -> dict[str, Any]:
+        closing = _clearing(state).close(period)
+        return _period_out(await logged_api(request, Action.CLOSE, period, closing))
 
     @post(
         "/{period:str}/settle",
@@ -127,8 +142,11 @@ class PeriodAdminController(Controller):
             *OPERATOR_PROBLEMS, *PERIOD_PROBLEMS, "period_closed", "settlement_refused"
         ),
     )
-    async def settle(self, state: State, period: FromPath[str]) -> dict[str, Any]:
-        settlement = await _clearing(state).settle(period)
+    async def settle(
+        self, request: Request[Any, Any, Any], state: State, period: FromPath[str]
+    ) -> dict[str, Any]:
+        settling = _clearing(state).settle(period)
+        settlement = await logged_api(request, Action.SETTLE, period, settling)
         return {
             **_period_out(settlement.period),
             "settled_now": settlement.settled_now,

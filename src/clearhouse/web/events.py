@@ -19,7 +19,9 @@ from clearhouse.domain.events import (
     WebhookEndpoint,
 )
 from clearhouse.services.events import events_page
+from clearhouse.services.operator_actions import Action
 from clearhouse.services.webhooks import Webhooks
+from clearhouse.web.actions import logged_api
 from clearhouse.web.auth import operator_only
 from clearhouse.web.partner import SIGNED_PROBLEMS, DataPurpose, IdempotencyKey, require_granted
 from clearhouse.web.problems import problem_responses
@@ -299,8 +301,10 @@ class WebhookDeliveryAdminController(Controller):
     )
     async def replay(
         self,
+        request: Request[Any, Any, Any],
         state: State,
         delivery_id: Annotated[int, Parameter(ge=1, le=DELIVERY_ID_MAX)],
     ) -> DeliveryOut:
         webhooks: Webhooks = state.webhooks
-        return delivery_out(await webhooks.replay(delivery_id))
+        replaying = webhooks.replay(delivery_id)
+        return delivery_out(await logged_api(request, Action.REPLAY, str(delivery_id), replaying))

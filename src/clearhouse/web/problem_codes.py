@@ -25,6 +25,7 @@ PROBLEMS: Final[Mapping[str, tuple[int, str]]] = {
     "digest_mismatch": (401, "Content-Digest is absent or does not match the body"),
     "invalid_token": (401, "The bearer token is missing, wrong, expired or revoked"),
     "forbidden": (403, "Not allowed"),
+    "csrf_failed": (403, "The form's CSRF token is missing or wrong"),
     "purpose_not_permitted": (403, "The contract grants nothing for this purpose"),
     "consent_required": (403, "The member has not consented to this purpose"),
     "not_found": (404, "Not found"),

@@ -169,3 +169,19 @@ def exception_handlers() -> ExceptionHandlersMap:
         HTTPException: render_http_error,
         Exception: render_unexpected,
     }
+
+
+def problem_of(request: Request[Any, Any, Any], exc: Exception) -> ProblemDetailsException:
+    """The problem any exception answers with, as the API's responses carry it (the console
+    shows the same status, code and detail on a page)."""
+    if isinstance(exc, ClearhouseError):
+        return _from_domain(request, exc)
+    if isinstance(exc, HTTPException):
+        return _from_http(request, exc)
+    log.error(
+        "unexpected error",
+        request_id=request_id_of(request.scope),
+        error_type=type(exc).__name__,
+        exc_info=exc,
+    )
+    return problem_exception("internal_error", "the request failed; quote the instance id")

@@ -170,6 +170,8 @@ async def test_every_change_needs_the_session_s_csrf_token(tmp_path: Path) -> No
         missing = await api.client.post(f"/console/periods/{PERIOD}/close")
         assert missing.status_code == 403
         assert _problem_code(missing) == "csrf_failed"
+        malformed = await api.client.post("/console/periods/not-a-month/settle")
+        assert _problem_code(malformed) == "csrf_failed"  # the token is looked at first
 
         async with _client_like(api) as other:
             others = await sign_in(other, await _token(database, Role.OPERATOR))

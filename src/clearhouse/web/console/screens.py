@@ -7,8 +7,10 @@ log, exactly as the API's routes do. An HTMX request gets the part of the page i
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Annotated, Any, Final
 from uuid import UUID
 
@@ -21,7 +23,7 @@ from litestar.response import Redirect, Template
 from clearhouse.domain.errors import InvalidRequest, NotFound
 from clearhouse.domain.holds import HoldStatus
 from clearhouse.domain.periods import period_bounds, period_of, utc_instant
-from clearhouse.domain.records import DisclosureFilter, SessionHolder
+from clearhouse.domain.records import DisclosureFilter
 from clearhouse.services import access, console
 from clearhouse.services.clearing import Clearing
 from clearhouse.services.clock import ledger_time
@@ -79,8 +81,19 @@ async def _page(request: Request[Any, Any, Any], name: str, **context: Any) -> T
     )
 
 
-def _actor(request: Request[Any, Any, Any], signed_in: SessionHolder) -> Actor:
-    return Actor(signed_in.token_id, "console", request_id_of(request.scope))
+async def _act(
+    request: Request[Any, Any, Any],
+    action: Action,
+    subject: str,
+    work: Callable[[], Awaitable[object]],
+    then: str,
+) -> Redirect:
+    """A change asked by a form: checked (CSRF first, then the operator), run and logged as
+    the API's are, then the page that shows its result."""
+    signed_in, _ = await checked_form(request)
+    actor = Actor(signed_in.token_id, "console", request_id_of(request.scope))
+    await logged(request.app.state.database, actor, action, subject, work())
+    return Redirect(then, status_code=303)
 
 
 def _instant(value: str, name: str) -> datetime:
@@ -97,6 +110,12 @@ def _instant(value: str, name: str) -> datetime:
 
 def _period(request: Request[Any, Any, Any], period: str) -> tuple[datetime, datetime]:
     return period_bounds(period, request.app.state.settings.timezone)
+
+
+def _valid(request: Request[Any, Any, Any], period: str) -> str:
+    """``period`` once it is known to be a month (``invalid_request`` otherwise)."""
+    _period(request, period)
+    return period
 
 
 class SignInController(Controller):
@@ -242,11 +261,13 @@ class ConsoleController(Controller):
     async def close(
         self, request: Request[Any, Any, Any], state: State, period: FromPath[str]
     ) -> Redirect:
-        signed_in, _ = await checked_form(request)
-        _period(request, period)
-        work = _clearing(state).close(period)
-        await logged(state.database, _actor(request, signed_in), Action.CLOSE, period, work)
-        return Redirect(f"/console/periods/{period}", status_code=303)
+        return await _act(
+            request,
+            Action.CLOSE,
+            period,
+            lambda: _clearing(state).close(_valid(request, period)),
+            f"/console/periods/{period}",
+        )
 
     @get("/periods/{period:str}/settle")
     async def confirm_settle(
@@ -266,11 +287,13 @@ class ConsoleController(Controller):
     async def settle(
         self, request: Request[Any, Any, Any], state: State, period: FromPath[str]
     ) -> Redirect:
-        signed_in, _ = await checked_form(request)
-        _period(request, period)
-        work = _clearing(state).settle(period)
-        await logged(state.database, _actor(request, signed_in), Action.SETTLE, period, work)
-        return Redirect(f"/console/periods/{period}/statements", status_code=303)
+        return await _act(
+            request,
+            Action.SETTLE,
+            period,
+            lambda: _clearing(state).settle(_valid(request, period)),
+            f"/console/periods/{period}/statements",
+        )
 
     # -- statements ------------------------------------------------------------------------
 
@@ -381,10 +404,8 @@ class ConsoleController(Controller):
     async def revoke(
         self, request: Request[Any, Any, Any], state: State, key_id: FromPath[str]
     ) -> Redirect:
-        signed_in, _ = await checked_form(request)
-        work = access.revoke_key(state.database, key_id)
-        await logged(state.database, _actor(request, signed_in), Action.REVOKE_KEY, key_id, work)
-        return Redirect("/console/partners", status_code=303)
+        revoking = partial(access.revoke_key, state.database, key_id)
+        return await _act(request, Action.REVOKE_KEY, key_id, revoking, "/console/partners")
 
     # -- holds, deliveries, members --------------------------------------------------------
 
@@ -429,12 +450,10 @@ class ConsoleController(Controller):
     async def replay(
         self, request: Request[Any, Any, Any], state: State, delivery_id: FromPath[int]
     ) -> Redirect:
-        signed_in, _ = await checked_form(request)
-        work = state.webhooks.replay(delivery_id)
-        await logged(
-            state.database, _actor(request, signed_in), Action.REPLAY, str(delivery_id), work
+        replaying = partial(state.webhooks.replay, delivery_id)
+        return await _act(
+            request, Action.REPLAY, str(delivery_id), replaying, "/console/deliveries"
         )
-        return Redirect("/console/deliveries", status_code=303)
 
     @get("/members/balance")
     async def balance(

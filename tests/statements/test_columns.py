@@ -21,7 +21,7 @@ from clearhouse.statements.columns import (
     POSITION_COLUMNS,
     VERSION_POINTS_COLUMNS,
 )
-from clearhouse.statements.sheets import Column, PrintedPages, Sheet
+from clearhouse.statements.sheets import RATE_FORMAT, Column, PrintedPages, Sheet
 from tests.statements.test_workbook import (
     coalition_statements,
     entries,
@@ -31,27 +31,42 @@ from tests.statements.test_workbook import (
     write,
 )
 
+ZONE = "Europe/Berlin"
+
 
 def header_row(sheet: Any, first_header: str) -> int:
     return next(row[0].row for row in sheet.iter_rows() if row[0].value == first_header)
 
 
+def declared_format(column: Column[Any], value: object) -> str:
+    """The format a cell of ``column`` holding ``value`` has: a rate shows the decimals it was
+    given (``0.0105``: four), every other figure its column's format."""
+    if column.number_format == RATE_FORMAT:
+        decimals = len(format(Decimal(str(value)), "f").partition(".")[2])
+        return "0." + "0" * decimals if decimals else "0"
+    return column.number_format or "General"
+
+
 def assert_declared(sheet: Any, columns: Sequence[Column[Any]], *, rows_at_least: int = 1) -> None:
-    """Header, width and format of each column of the table in ``sheet`` as declared."""
-    top = header_row(sheet, columns[0].heading("EUR"))
+    """Header, width, alignment and format of each column of the table in ``sheet`` as
+    declared; the table ends at a blank row, its Total, or a total line under it (a label in
+    column A and nothing in B)."""
+    top = header_row(sheet, columns[0].heading("EUR", ZONE))
     header = [cell.value for cell in sheet[top]][: len(columns)]
-    assert header == [column.heading("EUR") for column in columns]
+    assert header == [column.heading("EUR", ZONE) for column in columns]
     body = []
     for row in sheet.iter_rows(min_row=top + 1, max_col=len(columns)):
-        if all(cell.value is None for cell in row) or row[0].value == "Total":
+        if row[0].value in (None, "Total") or row[1].value is None:
             break
         body.append(row)
     assert len(body) >= rows_at_least, sheet.title
     for index, column in enumerate(columns):
         letter = get_column_letter(index + 1)
         assert sheet.column_dimensions[letter].width == column.width, (sheet.title, letter)
+        heading = sheet[top][index]
+        assert heading.alignment.horizontal == column.alignment, heading
         for cell in (row[index] for row in body if row[index].value is not None):
-            assert cell.number_format == (column.number_format or "General"), cell.coordinate
+            assert cell.number_format == declared_format(column, cell.value), cell.coordinate
 
 
 async def test_every_table_of_a_partners_workbook_is_as_its_columns_declare() -> None:

@@ -60,3 +60,12 @@ def test_a_table_workbook_writes_text_as_quote_prefixed_text_and_numbers_as_numb
         ["=1+2", -5],
         ["plain", 3],
     ]
+
+
+def test_a_text_longer_than_a_cell_holds_is_cut_at_32767_characters() -> None:
+    data = write_table_workbook("T", ["text"], [["=" + "x" * 40_000], ["short"]])
+    sheet = openpyxl.load_workbook(io.BytesIO(data))["T"]
+
+    assert sheet["A2"].value == "=" + "x" * 32_766  # Excel's limit: 32,767 characters
+    assert sheet["A2"].data_type == "s"
+    assert sheet["A3"].value == "short"

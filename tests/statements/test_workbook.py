@@ -17,13 +17,16 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 import openpyxl
 import pandas as pd
 import pytest
 import rfc8785
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from openpyxl.cell.cell import MergedCell
 from openpyxl.worksheet._writer import ALL_TEMP_FILES
 
 from clearhouse.crypto.ed25519 import CoalitionKey, verify
@@ -39,6 +42,7 @@ from clearhouse.domain.netting import (
     net_partner,
 )
 from clearhouse.domain.records import StatementEntry
+from clearhouse.statements.charts import DailyPoints
 from clearhouse.statements.documents import (
     SignedStatement,
     coalition_document,
@@ -48,8 +52,8 @@ from clearhouse.statements.documents import (
 from clearhouse.statements.model import CoalitionStatement
 from clearhouse.statements.workbook import write_statement_workbook
 
-MONEY = "#,##0.00"
-RATE = "0.000000"
+MONEY = "#,##0.00_);(#,##0.00)"
+"""Two decimals, a negative amount in brackets as accountants read it."""
 DATETIME = "yyyy-mm-dd hh:mm:ss"
 SHARE = "0.00%"
 EXCEL_ROWS = 1_048_576
@@ -58,6 +62,7 @@ KEY = CoalitionKey.of(Ed25519PrivateKey.generate())
 PERIOD = "2026-11"
 LEDGER_ROOT = hashlib.sha256(b"the period's root").digest()
 GENERATED_AT = datetime(2026, 12, 1, 0, 5, 7, 250000, tzinfo=UTC)
+ZONE = ZoneInfo("Europe/Berlin")
 DIRECTION_IN_WORDS = {
     "coalition_pays_partner": "the coalition pays the partner",
     "partner_pays_coalition": "the partner pays the coalition",
@@ -274,6 +279,7 @@ async def write(
     **options: Any,
 ) -> bytes:
     out = io.BytesIO()
+    options = {"public_key": KEY.public_key, "zone": ZONE, **options}
     await write_statement_workbook(statement, list(others), stream(rows), out, **options)
     return out.getvalue()
 
@@ -291,10 +297,11 @@ def load(data: bytes) -> Any:
 
 
 def field(sheet: Any, label: str) -> Any:
-    """The value cell (column B) of the one line labelled ``label`` (a unit may follow)."""
+    """The value cell of the one line labelled ``label`` (a unit may follow): the first cell
+    right of the label that holds a value (a total stands under its column), else column B."""
     found = [
-        row[1]
-        for row in sheet.iter_rows(max_col=2)
+        next((cell for cell in row[1:] if cell.value is not None), row[1])
+        for row in sheet.iter_rows()
         if row[0].value == label
         or (isinstance(row[0].value, str) and row[0].value.startswith(f"{label} ("))
     ]
@@ -310,8 +317,8 @@ def table(sheet: Any, first_header: str, *, after: str | None = None) -> list[tu
     start = next(i for i, row in enumerate(rows) if i >= below and row[0].value == first_header)
     found = []
     for row in rows[start + 1 :]:
-        if all(cell.value is None for cell in row):
-            break
+        if all(cell.value is None for cell in row) or isinstance(row[1], MergedCell):
+            break  # a blank, or a total line under the table (its label merged across)
         found.append(tuple(row))
     return found
 
@@ -324,9 +331,11 @@ def assert_money(cell: Any, expected: str) -> None:
 
 
 def assert_rate(cell: Any, expected: str) -> None:
+    """A rate shown exactly as the contract gives it: as many decimals as ``expected`` has."""
     assert cell.data_type == "n", f"{cell.coordinate} is not a number: {cell.value!r}"
     assert Decimal(str(cell.value)) == Decimal(expected), cell.coordinate
-    assert cell.number_format == RATE, cell.coordinate
+    decimals = len(expected.partition(".")[2])
+    assert cell.number_format == ("0." + "0" * decimals if decimals else "0"), cell.coordinate
 
 
 def assert_points(cell: Any, expected: int) -> None:
@@ -387,7 +396,10 @@ async def test_the_partner_summary_shows_the_statements_figures() -> None:
     assert field(summary, "Currency").value == body["currency"]
     assert field(summary, "Statement id").value == body["statement_id"]
     assert_points(field(summary, "Sequence number"), body["sequence"])
-    assert_moment(field(summary, "Generated at"), naive_utc(GENERATED_AT))
+    assert_moment(field(summary, "Generated at (UTC)"), naive_utc(GENERATED_AT))
+    # 00:05:07 UTC on 1 December is 01:05:07 in Berlin (CET, UTC+1).
+    berlin = datetime(2026, 12, 1, 1, 5, 7, 250000, tzinfo=ZONE).replace(tzinfo=None)
+    assert_moment(field(summary, "Generated at (Europe/Berlin)"), berlin)
     assert_money(field(summary, "Opening position"), body["opening_position"])
     assert_money(field(summary, "Closing position"), body["closing_position"])
     lines = table(summary, "Kind")
@@ -415,9 +427,9 @@ async def test_pandas_reads_the_summarys_amounts_as_numbers() -> None:
     body = signed_json(statement)
     frame = pd.read_excel(io.BytesIO(await write(statement)), sheet_name="Summary", header=None)
     values = {
-        label: value
-        for label, value in zip(frame[0], frame[1], strict=True)
-        if isinstance(label, str)
+        row[0]: next(value for value in row[1:] if not pd.isna(value))
+        for row in frame.itertuples(index=False)
+        if isinstance(row[0], str) and not all(pd.isna(value) for value in row[1:])
     }
 
     for label, key in [
@@ -648,14 +660,15 @@ async def test_the_contract_sheet_lists_the_terms_applied() -> None:
         assert cells[0].value == body["partner_id"]
         assert cells[1].value == version["version"]
         assert_moment(cells[2], naive_utc_text(version["effective_from"]))
-        assert cells[3].value == version["sha256"]
-        assert_rate(cells[4], version["issue_rate"])
-        assert_rate(cells[5], version["redemption_rate"])
-        assert_rate(cells[6], version["fee_per_entry"])
+        assert_moment(cells[3], naive_utc_text(version["effective_from"]) + timedelta(hours=1))
+        assert cells[4].value == version["sha256"]
+        assert_rate(cells[5], version["issue_rate"])
+        assert_rate(cells[6], version["redemption_rate"])
+        assert_rate(cells[7], version["fee_per_entry"])
         assert "breakage_share_rate" not in version
-        assert cells[7].value is None
-        assert_points(cells[8], version["max_points_per_transaction"])
-        assert_points(cells[9], version["max_points_per_member_per_day"])
+        assert cells[8].value is None
+        assert_points(cells[9], version["max_points_per_transaction"])
+        assert_points(cells[10], version["max_points_per_member_per_day"])
     assert sheet.freeze_panes == "A2"
 
 
@@ -663,10 +676,10 @@ async def test_the_contract_sheet_shows_a_breakage_share_rate_where_the_version_
     statement = partner_statement(expiring_partner())
     sheet = load(await write(statement))["Contract"]
 
-    assert sheet["H1"].value == "Breakage share rate"
+    assert sheet["I1"].value == "Breakage share rate"
     first, second = sheet.iter_rows(min_row=2)
-    assert_rate(first[7], "0.004")
-    assert second[7].value is None
+    assert_rate(first[8], "0.004")
+    assert second[8].value is None
 
 
 async def test_a_coalition_workbook_lists_every_partner() -> None:
@@ -684,9 +697,10 @@ async def test_a_coalition_workbook_lists_every_partner() -> None:
     for cells, partner in zip(lines, body["partners"], strict=True):
         assert cells[1].value == partner["legal_name"]
         for cell, key in zip(
-            cells[2:6], ["issue_amount", "redemption_amount", "fees", "net"], strict=True
+            cells[2:5], ["issue_amount", "redemption_amount", "fees"], strict=True
         ):
             assert_money(cell, partner[key])
+        assert_money(cells[5], partner["net"])
         assert cells[6].value == DIRECTION_IN_WORDS[partner["direction"]]
         own = next(signed_json(o) for o in others if o.party == partner["partner_id"])
         assert cells[7].value == own["who_pays"]
@@ -757,7 +771,13 @@ async def test_an_interrupted_write_leaves_no_temporary_files() -> None:
     out = io.BytesIO()
     with pytest.raises(ConnectionError, match="connection was lost"):
         await write_statement_workbook(
-            partner_statement(partners()[0]), [], failing(), out, rows_per_sheet=3
+            partner_statement(partners()[0]),
+            [],
+            failing(),
+            out,
+            public_key=KEY.public_key,
+            zone=ZONE,
+            rows_per_sheet=3,
         )
     gc.collect()
     assert before == ALL_TEMP_FILES
@@ -776,7 +796,9 @@ async def test_memory_does_not_grow_with_the_number_of_entries(tmp_path: Path) -
         with (tmp_path / f"{count}.xlsx").open("wb") as out:
             tracemalloc.start()
             try:
-                await write_statement_workbook(statement, [], generated(count), out)
+                await write_statement_workbook(
+                    statement, [], generated(count), out, public_key=KEY.public_key, zone=ZONE
+                )
                 return tracemalloc.get_traced_memory()[1]
             finally:
                 tracemalloc.stop()
@@ -1129,3 +1151,200 @@ async def test_the_document_properties_name_the_statement() -> None:
         assert properties.title == f"Settlement statement {statement_id}"
         assert properties.creator == "Clearhouse"
         assert PERIOD in properties.subject
+
+
+# --- reading like a statement: layout, formats, the key, the zone, charts ---------------------
+
+
+async def test_every_sheet_prints_on_a4() -> None:
+    for workbook, _, _ in await both_workbooks():
+        for sheet in workbook.worksheets:
+            assert sheet.page_setup.paperSize == 9, sheet.title  # A4
+
+
+async def test_the_partner_summary_reads_top_down_with_its_totals_under_the_amounts() -> None:
+    summary = load(await write(partner_statement(partners()[0])))["Summary"]
+
+    labels = [row[0] for row in summary.iter_rows(values_only=True)]
+    order = [
+        "Settlement statement",
+        "Coalition",
+        "Generated at (Europe/Berlin)",
+        "Kind",
+        "Issue amount (EUR)",
+        "Redemption amount (EUR)",
+        "Fees (EUR)",
+        "Net, redemption - issue - fees (EUR)",
+        "Who pays whom",
+        "Opening position (EUR)",
+        "Closing position (EUR)",
+        "Note",
+    ]
+    assert [label for label in labels if label in order] == order
+    assert summary["A1"].font.sz == 14
+    # Alpha: issue 900 x 0.012345 = 11.11 and 2,500 x 0.0105 = 26.25; redemption 4,000 x
+    # 0.019999 = 80.00 and 3,300 x 0.021 = 69.30; fees 34 x 0.05 = 1.70.
+    for label, amount in [
+        ("Issue amount", "37.36"),
+        ("Redemption amount", "149.30"),
+        ("Fees", "1.70"),
+    ]:
+        cell = field(summary, label)
+        assert cell.column_letter == "G", label  # under the Amount column
+        assert_money(cell, amount)
+    net = field(summary, "Net, redemption - issue - fees")
+    assert net.column_letter == "G"
+    assert_money(net, "110.24")  # 149.30 - 37.36 - 1.70
+    assert net.font.b
+    assert (net.border.top.style, net.border.bottom.style) == ("thin", "double")
+    assert summary.cell(net.row, 1).font.b
+    assert (
+        field(summary, "Who pays whom").value == "the coalition pays Alpha Retail GmbH: 110.24 EUR"
+    )
+    assert "(12.00)" in field(summary, "Note").value
+
+
+async def test_table_headers_wrap_above_their_columns_and_long_text_wraps() -> None:
+    summary = load(await write(partner_statement(partners()[0])))["Summary"]
+
+    header = next(row for row in summary.iter_rows() if row[0].value == "Kind")
+    assert [c.alignment.horizontal for c in header] == ["left"] + ["right"] * 6
+    assert all(c.alignment.wrap_text and c.border.bottom.style == "thin" for c in header)
+    # "Contract version" in 9 characters and "Reversed points" in 10 take two lines each.
+    assert summary.row_dimensions[header[0].row].height == 2 * 15
+    note = field(summary, "Note")
+    assert note.alignment.wrap_text
+    assert f"B{note.row}:G{note.row}" in {str(r) for r in summary.merged_cells.ranges}
+    assert summary.row_dimensions[note.row].height >= 3 * 15  # three lines at the least
+
+
+async def test_the_coalition_summary_lines_its_totals_up_under_the_nets() -> None:
+    statement, others = coalition_statements()
+    summary = load(await write(statement, others))["Summary"]
+
+    nets = [r[5] for r in table(summary, "Partner id")]
+    # Alpha 110.24; Beta 44.96 - 887.75 = -842.79, printed (842.79); Gamma 7.00 - 7.00.
+    for cell, net in zip(nets, ["110.24", "-842.79", "0.00"], strict=True):
+        assert_money(cell, net)
+    total = field(summary, "Partners' net total")
+    assert total.column_letter == "F"
+    assert_money(total, "-732.55")  # 110.24 - 842.79 + 0.00
+    assert_money(field(summary, "Coalition margin"), "732.55")
+    directions = [r[6] for r in table(summary, "Partner id")]
+    assert all(cell.alignment.indent == 1 for cell in directions)  # apart from the nets
+    check = field(summary, "Multilateral check, net total + margin")
+    assert (check.column_letter, check.font.b, check.border.bottom.style) == ("F", True, "double")
+
+
+async def test_rates_show_the_decimals_of_the_contract() -> None:
+    summary = load(await write(partner_statement(partners()[0])))["Summary"]
+
+    rates = {(r[0].value, r[1].value): r[5] for r in table(summary, "Kind")}
+    assert rates[("issue", 1)].number_format == "0.000000"  # 0.012345
+    assert rates[("issue", 2)].number_format == "0.0000"  # 0.0105
+    assert rates[("redemption", 2)].number_format == "0.000"  # 0.021
+    assert rates[("fee", 2)].number_format == "0.00"  # 0.05
+
+
+async def test_points_and_versions_are_right_aligned_numbers_on_the_entries() -> None:
+    sheet = load(await write(partner_statement(partners()[0]), rows=entries(3)))["Entries"]
+
+    for cells in sheet.iter_rows(min_row=2):
+        assert cells[6].number_format == "#,##0"
+        assert isinstance(cells[7].value, int)  # a version: a plain number, right-aligned
+    assert sheet["G1"].alignment.horizontal == sheet["H1"].alignment.horizontal == "right"
+
+
+async def test_the_integrity_sheet_carries_the_public_key_that_verifies_the_signature() -> None:
+    statement = partner_statement(partners()[0])
+    sheet = load(await write(statement))["Integrity"]
+
+    raw = base64.b64decode(field(sheet, "Public key (Ed25519, base64)").value, validate=True)
+    assert raw == KEY.public_key
+    pem = field(sheet, "Public key (PEM)").value
+    assert pem.startswith("-----BEGIN PUBLIC KEY-----\n")
+    key = serialization.load_pem_public_key(pem.encode())
+    assert isinstance(key, Ed25519PublicKey)
+    served = json.loads(statement.served_json())
+    del served["integrity"]
+    signature = base64.b64decode(field(sheet, "Signature").value)
+    key.verify(signature, rfc8785.dumps(served))  # raises if it does not verify
+    steps = " ".join(str(row[1]) for row in sheet.iter_rows(values_only=True))
+    assert "with the public key above" in steps
+    assert field(sheet, "Signature").alignment.wrap_text
+
+
+async def test_an_unpublished_key_is_said_to_be_so() -> None:
+    sheet = load(await write(partner_statement(partners()[0]), public_key=None))["Integrity"]
+
+    assert field(sheet, "Public key (Ed25519, base64)").value.startswith("not published")
+    assert all(row[0] != "Public key (PEM)" for row in sheet.iter_rows(values_only=True))
+
+
+async def test_the_coalition_summary_charts_the_net_of_each_partner_from_its_cells() -> None:
+    statement, others = coalition_statements()
+    summary = load(await write(statement, others))["Summary"]
+
+    # Row 1 the title, 2-9 the header block, 10 blank, 11 the table's header, 12-14 partners.
+    assert [c.value for c in summary["A12:A14"][0]] == ["p-alpha"]
+    (chart,) = summary._charts
+    assert (type(chart).__name__, chart.type) == ("BarChart", "bar")
+    (series,) = chart.series
+    assert series.val.numRef.f == "'Summary'!$F$12:$F$14"
+    assert series.cat.strRef.f == "'Summary'!$B$12:$B$14"
+    assert chart.anchor._from.row > summary.max_row - 2  # below the tables
+
+
+async def test_a_partner_reconciliation_charts_points_issued_and_redeemed_per_day() -> None:
+    rows = entries(12)
+    reconciliation = load(await write(partner_statement(partners()[0]), rows=rows))[
+        "Reconciliation"
+    ]
+
+    days = table(reconciliation, "Day")
+    assert len(days) == 30 + 1  # November, and the total
+    first = days[0]
+    assert first[0].value == datetime(2026, 11, 1)  # noqa: DTZ001
+    assert first[0].number_format == "yyyy-mm-dd"
+    # Twelve entries from 00:00:01 UTC on 1 November, a second apart; every fifth (4, 9) a
+    # reversal, the others issues (even) and redeems (odd) of 10 x i + 1 points.
+    assert_points_cell(first[1], 1 + 21 + 61 + 81 + 101)
+    assert_points_cell(first[2], 11 + 31 + 51 + 71 + 111)
+    assert all(row[1].value == row[2].value == 0 for row in days[1:-1])
+    assert [c.value for c in days[-1]][:3] == ["Total", 265, 275]
+    (chart,) = reconciliation._charts
+    assert (type(chart).__name__, chart.type, chart.grouping) == ("BarChart", "col", "clustered")
+    top, bottom = first[0].row, days[-2][0].row
+    assert [s.val.numRef.f for s in chart.series] == [
+        f"'Reconciliation'!$B${top}:$B${bottom}",
+        f"'Reconciliation'!$C${top}:$C${bottom}",
+    ]
+    assert [s.tx.strRef.f for s in chart.series] == [
+        f"'Reconciliation'!B{top - 1}",
+        f"'Reconciliation'!C{top - 1}",
+    ]
+
+
+def test_a_day_is_the_coalitions_day() -> None:
+    days = DailyPoints("2026-11", ZONE)
+
+    def at(moment: datetime, kind: str, points: int) -> StatementEntry:
+        return StatementEntry(
+            str(uuid.uuid4()), moment, None, kind, "p", "m", points, 1, None, None
+        )
+
+    for entry in [
+        at(datetime(2026, 10, 31, 23, 30, tzinfo=UTC), "issue", 1),  # 1 Nov, 00:30 in Berlin
+        at(datetime(2026, 11, 1, 22, 59, tzinfo=UTC), "issue", 2),  # 1 Nov, 23:59
+        at(datetime(2026, 11, 1, 23, 0, tzinfo=UTC), "redeem", 4),  # 2 Nov, 00:00
+        at(datetime(2026, 11, 1, 12, 0, tzinfo=UTC), "redeem", 8),  # 1 Nov again, out of order
+        at(datetime(2026, 11, 30, 22, 59, tzinfo=UTC), "issue", 16),  # 30 Nov, 23:59
+        at(datetime(2026, 11, 2, 9, 0, tzinfo=UTC), "reversal", 32),  # not counted
+    ]:
+        days.add(entry)
+
+    assert len(days.days) == 30
+    assert (days.issued[0], days.redeemed[0]) == (3, 8)
+    assert (days.issued[1], days.redeemed[1]) == (0, 4)
+    assert days.issued[29] == 16
+    assert sum(days.issued) + sum(days.redeemed) == 31

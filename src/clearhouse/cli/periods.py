@@ -96,6 +96,7 @@ def settle(month: str, out: Path | None, as_json: bool) -> None:
 
     Example: clearhouse settle 2026-11 --out reports/2026-11
     """
+    from clearhouse.statements.columns import DIRECTION_WORDS
     from clearhouse.statements.model import PartnerStatement
 
     chosen = settings()
@@ -131,7 +132,7 @@ def settle(month: str, out: Path | None, as_json: bool) -> None:
     for s in settlement.statements:
         body = s.body()
         if isinstance(body, PartnerStatement):
-            net, direction = body.net, body.direction.value
+            net, direction = body.net, DIRECTION_WORDS[body.direction]
         else:
             net, direction = body.coalition_margin, "margin"
         rows.append(

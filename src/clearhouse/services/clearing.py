@@ -322,6 +322,7 @@ class Clearing:
         """The workbook of one statement (a partner's, or the coalition's), streamed to ``out``."""
         statement = await self.statement(period, party)
         others = [] if party != COALITION_PARTY else await self.statements(period)
+        keys = {k.key_id: k.public_key for k in await coalition_keys.published(self._database)}
         async with self._database.transaction() as connection:
             await store.custom_plans(connection)
             closed = await store.fetch_period(connection, period)
@@ -333,7 +334,12 @@ class Clearing:
                 None if party == COALITION_PARTY else party,
             )
             await write_statement_workbook(
-                statement, [o for o in others if o.party != COALITION_PARTY], rows, out
+                statement,
+                [o for o in others if o.party != COALITION_PARTY],
+                rows,
+                out,
+                public_key=keys.get(statement.key_id),
+                zone=self._zone,
             )
 
     async def statements(self, period: str) -> list[SignedStatement]:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from itertools import accumulate
 from typing import Final, NamedTuple
+from zoneinfo import ZoneInfo
 
 from clearhouse.domain.records import StatementEntry
 from clearhouse.statements.model import (
@@ -28,7 +29,9 @@ from clearhouse.statements.sheets import (
     POINTS_FORMAT,
     RATE_FORMAT,
     SHARE_FORMAT,
+    VERSION_FORMAT,
     Column,
+    local_moment,
     utc_moment,
 )
 
@@ -52,26 +55,28 @@ ENTRY_COLUMNS: Final[tuple[Column[StatementEntry], ...]] = (
     Column("Kind", 12, None, lambda entry: entry.kind),
     Column("Partner id", 22, None, lambda entry: entry.partner_id),
     Column("Member id", 26, None, lambda entry: entry.member_id),
-    Column("Points", 12, None, lambda entry: entry.points),
-    Column("Contract version", 10, None, lambda entry: entry.contract_version),
+    Column("Points", 12, POINTS_FORMAT, lambda entry: entry.points),
+    # A plain number: a format would cost every row a styled cell, and a version needs none.
+    Column("Contract version", 10, None, lambda entry: entry.contract_version, align="right"),
     Column("Reference", 40, None, lambda entry: entry.reference),
     Column("Reversal of", 38, None, lambda entry: entry.reversal_of),
 )
 """The Entries sheets: one row per entry of the period, in the order of its ledger root."""
 
 LINE_COLUMNS: Final[tuple[Column[StatementLine], ...]] = (
-    Column("Kind", 34, None, lambda line: line.kind.value),
-    Column("Contract version", 18, None, lambda line: line.contract_version),
-    Column("Points", 16, POINTS_FORMAT, lambda line: line.points),
-    Column("Reversed points", 16, POINTS_FORMAT, lambda line: line.reversed_points),
-    Column("Quantity", 16, POINTS_FORMAT, lambda line: line.quantity),
-    Column("Rate", 14, RATE_FORMAT, lambda line: Decimal(line.rate)),
-    Column("Amount ({currency})", 18, MONEY_FORMAT, lambda line: Decimal(line.amount)),
+    Column("Kind", 28, None, lambda line: line.kind.value),
+    Column("Contract version", 9, VERSION_FORMAT, lambda line: line.contract_version),
+    Column("Points", 11, POINTS_FORMAT, lambda line: line.points),
+    Column("Reversed points", 10, POINTS_FORMAT, lambda line: line.reversed_points),
+    Column("Quantity", 11, POINTS_FORMAT, lambda line: line.quantity),
+    Column("Rate", 10, RATE_FORMAT, lambda line: Decimal(line.rate)),
+    Column("Amount ({currency})", 14, MONEY_FORMAT, lambda line: Decimal(line.amount)),
 )
-"""A partner's Summary: its statement lines (column A also holds the header block's labels)."""
+"""A partner's Summary: its statement lines (column A also holds the header block's labels,
+so it is wide enough for them; the figures' columns fit a portrait page)."""
 
 EXPIRED_COLUMNS: Final[tuple[Column[ExpiredPoints], ...]] = (
-    Column("Contract version", 34, None, lambda expired: expired.contract_version),
+    Column("Contract version", 34, VERSION_FORMAT, lambda expired: expired.contract_version),
     Column("Expired points", 18, POINTS_FORMAT, lambda expired: expired.points),
     Column("Issue rate", 16, RATE_FORMAT, lambda expired: Decimal(expired.issue_rate)),
     Column(
@@ -90,26 +95,30 @@ class PositionRow(NamedTuple):
 
 
 POSITION_COLUMNS: Final[tuple[Column[PositionRow], ...]] = (
-    Column("Partner id", 34, None, lambda row: row.position.partner_id),
-    Column("Legal name", 30, None, lambda row: row.position.legal_name),
+    Column("Partner id", 26, None, lambda row: row.position.partner_id),
+    Column("Legal name", 24, None, lambda row: row.position.legal_name),
     Column(
         "Issue amount ({currency})",
-        18,
+        13,
         MONEY_FORMAT,
         lambda row: Decimal(row.position.issue_amount),
     ),
     Column(
         "Redemption amount ({currency})",
-        18,
+        13,
         MONEY_FORMAT,
         lambda row: Decimal(row.position.redemption_amount),
     ),
-    Column("Fees ({currency})", 16, MONEY_FORMAT, lambda row: Decimal(row.position.fees)),
-    Column("Net ({currency})", 18, MONEY_FORMAT, lambda row: Decimal(row.position.net)),
-    Column("Direction", 30, None, lambda row: DIRECTION_WORDS[row.position.direction]),
-    Column("Who pays whom", 40, None, lambda row: row.who_pays),
+    Column("Fees ({currency})", 11, MONEY_FORMAT, lambda row: Decimal(row.position.fees)),
+    Column("Net ({currency})", 13, MONEY_FORMAT, lambda row: Decimal(row.position.net)),
+    Column("Direction", 30, None, lambda row: DIRECTION_WORDS[row.position.direction], indent=1),
+    Column("Who pays whom", 50, None, lambda row: row.who_pays),
 )
-"""The coalition's Summary: one row per partner."""
+"""The coalition's Summary: one row per partner (column A also holds the header block's
+labels)."""
+
+NET_COLUMN: Final = 6
+"""The coalition Summary's column of nets (F), which its totals line up under."""
 
 
 class ExpiredByPartnerRow(NamedTuple):
@@ -188,7 +197,7 @@ FIGURE_COLUMNS: Final[tuple[Column[PointsRow], ...]] = (
 )
 
 VERSION_POINTS_COLUMNS: Final[tuple[Column[PointsRow], ...]] = (
-    Column("Contract version", 34, None, lambda row: row.label),
+    Column("Contract version", 34, VERSION_FORMAT, lambda row: row.label),
     *FIGURE_COLUMNS,
 )
 """A partner's Reconciliation: per contract version."""
@@ -202,20 +211,27 @@ PARTNER_POINTS_COLUMNS: Final[tuple[Column[PointsRow], ...]] = (
 
 
 class TermsRow(NamedTuple):
-    """A contract version applied to a partner."""
+    """A contract version applied to a partner, and the coalition's time zone."""
 
     partner_id: str
     terms: ContractTerms
+    zone: ZoneInfo
 
 
 CONTRACT_COLUMNS: Final[tuple[Column[TermsRow], ...]] = (
     Column("Partner id", 22, None, lambda row: row.partner_id),
-    Column("Version", 10, None, lambda row: row.terms.version),
+    Column("Version", 10, VERSION_FORMAT, lambda row: row.terms.version),
     Column(
         "Effective from (UTC)",
         20,
         DATETIME_FORMAT,
         lambda row: utc_moment(row.terms.effective_from),
+    ),
+    Column(
+        "Effective from ({zone})",
+        20,
+        DATETIME_FORMAT,
+        lambda row: local_moment(row.terms.effective_from, row.zone),
     ),
     Column("Contract file SHA-256", 66, None, lambda row: row.terms.sha256),
     Column("Issue rate", 14, RATE_FORMAT, lambda row: Decimal(row.terms.issue_rate)),

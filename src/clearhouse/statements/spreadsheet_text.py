@@ -25,8 +25,10 @@ from typing import Final
 
 from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.utils.exceptions import IllegalCharacterError
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
+EXCEL_MAX_TEXT: Final = 32_767
+"""Characters a cell holds at most; openpyxl cuts a longer text there too."""
 
 FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 """The first characters that make a spreadsheet read a text as a formula (OWASP)."""
@@ -51,11 +53,13 @@ def quote_prefixed_cell(sheet: WriteOnlyWorksheet) -> Cell:
 def put_text(cell: Cell, text: str) -> Cell:
     """``text`` into ``cell`` as a string, never a formula; characters XML cannot hold (control
     characters) become U+FFFD."""
-    try:
-        cell.value = text
-    except IllegalCharacterError:
-        cell.value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
-    cell.data_type = "s"  # openpyxl has just taken a leading "=" for a formula
+    text = text[:EXCEL_MAX_TEXT]
+    if ILLEGAL_CHARACTERS_RE.search(text) is not None:
+        text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
+    # Set as openpyxl's value setter would for a string, without its type inference: that
+    # would take a leading "=" for a formula, and it is a good part of an Entries row's time.
+    cell._value = text
+    cell.data_type = "s"
     return cell
 
 

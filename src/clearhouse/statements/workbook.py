@@ -2,8 +2,10 @@
 Breakage, Contract, Integrity.
 
 What an auditor opens in Excel or LibreOffice. Every figure is copied from the signed statement
-(which stays authoritative), read as its type (``statements.model``): money as numbers in
-``#,##0.00``, rates in ``0.000000``, points as integers, moments as real dates in UTC. Every
+(which stays authoritative), read as its type (``statements.model``): money as numbers with two
+decimals, a negative amount in brackets; rates with exactly their contract's decimals; points as
+integers in ``#,##0``; moments as real dates in UTC, and beside them in the coalition's time
+zone where a reader needs its clock (generated at, effective from). Every
 string that came from outside (ids, references, names) is written as a quote-prefixed text cell
 (``spreadsheet_text``), so ``=HYPERLINK(…)`` or ``@SUM(…)`` is shown as what it is, never
 evaluated, and stays text when someone edits the cell. The tables' columns are declared in
@@ -14,27 +16,36 @@ file as its rows are appended, and the entries are taken one at a time from an a
 so memory does not grow with the number of entries. Past Excel's 1,048,576 rows (header
 included) the entries continue in ``Entries (2)``, ``Entries (3)`` …, each with its own header.
 
-Printed, a sheet is one page wide: Summary (a partner's) and Integrity in portrait, the Entries
-and every wide table (the coalition's Summary, Reconciliation, Breakage, Contract) in
+Printed, a sheet is one A4 page wide: Summary (a partner's) and Integrity in portrait, the
+Entries and every wide table (the coalition's Summary, Reconciliation, Breakage, Contract) in
 landscape; each page is headed with the statement and its period and numbered, and the Entries
-repeat their header row on every page (``Sheet``). The workbook's document properties name the
-statement too. Codes of the JSON statement are shown in words (``DIRECTION_WORDS``).
+repeat their header row on every page (``Sheet``). A Summary reads top-down on one page: the
+header block, the lines, their totals under the column they add up, the net in bold and ruled,
+who pays whom in words. The Integrity sheet carries the signing key's public key itself, so the
+workbook alone verifies. The workbook's document properties name the statement too. Codes of
+the JSON statement are shown in words (``DIRECTION_WORDS``). Two charts, drawn from cells
+(``statements.charts``): the nets per partner under the coalition's Summary, the points issued
+and redeemed per day on a partner's Reconciliation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import AsyncIterable, Sequence
 from decimal import Decimal
 from typing import Any, BinaryIO, Final
+from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
 
+from clearhouse.crypto.ed25519 import public_pem
 from clearhouse.domain.netting import LineKind
 from clearhouse.domain.records import StatementEntry
 from clearhouse.statements.breakage_sheet import breakage_sheet
+from clearhouse.statements.charts import DailyPoints, daily_points_table, net_position_chart
 from clearhouse.statements.columns import (
     CONTRACT_COLUMNS,
     DIRECTION_WORDS,
@@ -42,6 +53,7 @@ from clearhouse.statements.columns import (
     EXPIRED_BY_PARTNER_COLUMNS,
     EXPIRED_COLUMNS,
     LINE_COLUMNS,
+    NET_COLUMN,
     PARTNER_POINTS_COLUMNS,
     POSITION_COLUMNS,
     VERSION_POINTS_COLUMNS,
@@ -58,7 +70,7 @@ from clearhouse.statements.model import (
     Statement,
     StatementLine,
 )
-from clearhouse.statements.sheets import PrintedPages, Sheet
+from clearhouse.statements.sheets import PrintedPages, Sheet, local_moment
 
 EXCEL_MAX_ROWS: Final = 1_048_576
 """Rows of one sheet in Excel (and LibreOffice), the header row included."""
@@ -86,10 +98,18 @@ def entries_sheet_title(number: int) -> str:
 class _EntriesSheets:
     """Entries across as many sheets as Excel's row limit needs, each with its own header."""
 
-    def __init__(self, workbook: Any, rows_per_sheet: int, pages: PrintedPages) -> None:
+    def __init__(
+        self,
+        workbook: Any,
+        rows_per_sheet: int,
+        pages: PrintedPages,
+        days: DailyPoints | None,
+    ) -> None:
+        """``days``: where the points issued and redeemed per day are counted (a partner's)."""
         self._workbook = workbook
         self._rows_per_sheet = rows_per_sheet
         self._pages = pages
+        self._days = days
         self._number = 0
         self._last_column = get_column_letter(len(ENTRY_COLUMNS))
         self._open_next()
@@ -117,6 +137,8 @@ class _EntriesSheets:
             self._finish()
             self._open_next()
         self._sheet.row(ENTRY_COLUMNS, entry)
+        if self._days is not None:
+            self._days.add(entry)
 
     def close(self) -> None:
         self._finish()
@@ -128,13 +150,18 @@ async def write_statement_workbook(
     entries: AsyncIterable[StatementEntry],
     out: BinaryIO,
     *,
+    public_key: bytes | None,
+    zone: ZoneInfo,
     rows_per_sheet: int = EXCEL_MAX_ROWS,
 ) -> None:
     """Write the workbook of ``statement`` to ``out``, streaming ``entries``.
 
     ``partner_statements`` are given for the coalition's workbook (its Reconciliation and
-    Summary list every partner); empty for a partner's. ``rows_per_sheet`` is the number of
-    rows of an Entries sheet, its header included (Excel's limit unless a test lowers it).
+    Summary list every partner); empty for a partner's. ``public_key`` is the raw Ed25519
+    public key of the key id that signed ``statement`` (``None``: not published), printed on
+    the Integrity sheet so that an auditor verifies with the workbook alone. Times are shown in
+    UTC and in ``zone``, the coalition's. ``rows_per_sheet`` is the number of rows of an Entries
+    sheet, its header included (Excel's limit unless a test lowers it).
 
     The sheets are zipped into ``out`` once every entry has been read, in a worker thread (it
     is CPU-bound and takes seconds for a big period), so ``out`` must be a plain file-like
@@ -151,11 +178,13 @@ async def write_statement_workbook(
     pages = PrintedPages(body.statement_id, body.period)
     _properties(workbook, body, pages)
     try:
+        days = None
         if isinstance(body, CoalitionStatement):
-            _coalition_summary(workbook, body, pages)
+            _coalition_summary(workbook, body, pages, zone)
         else:
-            _partner_summary(workbook, body, pages)
-        sheets = _EntriesSheets(workbook, rows_per_sheet, pages)
+            _partner_summary(workbook, body, pages, zone)
+            days = DailyPoints(body.period, zone)
+        sheets = _EntriesSheets(workbook, rows_per_sheet, pages, days)
         written = 0
         async for entry in entries:
             sheets.add(entry)
@@ -166,11 +195,12 @@ async def write_statement_workbook(
         if isinstance(body, CoalitionStatement):
             _coalition_reconciliation(workbook, body, partners, pages)
             breakage_sheet(workbook, body, pages)
-            _contract(workbook, partners, pages)
+            _contract(workbook, partners, pages, zone)
         else:
-            _partner_reconciliation(workbook, body, pages)
-            _contract(workbook, [body], pages)
-        _integrity(workbook, statement, body, pages)
+            assert days is not None
+            _partner_reconciliation(workbook, body, pages, days)
+            _contract(workbook, [body], pages, zone)
+        _integrity(workbook, statement, body, pages, public_key)
     except BaseException:
         _discard(workbook)
         raise
@@ -206,71 +236,121 @@ def _discard(workbook: Any) -> None:
                 writer.cleanup()
 
 
-def _header_block(sheet: Sheet, body: Statement, partner: str, legal_name: str | None) -> None:
-    sheet.field("Coalition", body.coalition)
-    sheet.field("Partner", partner)
+def _header_block(
+    sheet: Sheet,
+    body: Statement,
+    partner: str,
+    legal_name: str | None,
+    zone: ZoneInfo,
+    last: int,
+) -> None:
+    """Who and what the statement is, one line each, the values across columns B to ``last``;
+    when it was made in UTC and, beside it, on the coalition's clocks."""
+    sheet.block_field("Coalition", body.coalition, last=last)
+    sheet.block_field("Partner", partner, last=last)
     if legal_name is not None:
-        sheet.field("Legal name", legal_name)
-    sheet.field("Period", body.period)
-    sheet.field("Currency", body.currency)
-    sheet.field("Statement id", body.statement_id)
-    sheet.field("Sequence number", body.sequence)
-    sheet.field("Generated at (UTC)", sheet.moment(body.generated_at))
+        sheet.block_field("Legal name", legal_name, last=last)
+    sheet.block_field("Period", body.period, last=last)
+    sheet.block_field("Currency", body.currency, last=last)
+    sheet.block_field("Statement id", body.statement_id, last=last)
+    sheet.block_field("Sequence number", sheet.points(body.sequence), last=last)
+    sheet.block_field("Generated at (UTC)", sheet.moment(body.generated_at), last=last)
+    sheet.block_field(
+        f"Generated at ({zone.key})",
+        sheet.moment(local_moment(body.generated_at, zone)),
+        last=last,
+    )
 
 
-def _partner_summary(workbook: Any, body: PartnerStatement, pages: PrintedPages) -> None:
+LINE_NOTE: Final = (
+    "Quantity is net points (points less reversed points) for issue and redemption lines, "
+    "the number of entries for a fee line; each amount is quantity x rate, rounded once to "
+    "cents (half-even)."
+)
+EXPIRED_NOTE: Final = (
+    " A breakage line's quantity is the version's expired points. Expired points are "
+    "valued at their issue rate as information; only a breakage line is in the net."
+)
+NET_NOTE: Final = (
+    "A net in brackets, (12.00), is negative: the partner pays the coalition; without "
+    "brackets the coalition pays the partner."
+)
+
+
+def _partner_summary(
+    workbook: Any, body: PartnerStatement, pages: PrintedPages, zone: ZoneInfo
+) -> None:
+    """Top-down on one portrait page: who and what, the lines, their totals under the amounts,
+    the net emphasised and in words, the settlement position, and notes."""
     currency = body.currency
     sheet = Sheet.of_table(
         workbook, SUMMARY_SHEET, LINE_COLUMNS, pages=pages, orientation="portrait"
     )
-    sheet.heading("Settlement statement", body.statement_id)
-    _header_block(sheet, body, body.partner_id, body.legal_name)
-    sheet.field("Entries netted", body.entries)
-    sheet.field(f"Opening position ({currency})", sheet.money(body.opening_position))
-    sheet.field(f"Closing position ({currency})", sheet.money(body.closing_position))
+    last = len(LINE_COLUMNS)
+    amounts = last  # the Amount column, which the totals line up under
+    sheet.title("Settlement statement", body.statement_id)
+    _header_block(sheet, body, body.partner_id, body.legal_name, zone, last)
+    sheet.block_field("Entries netted", sheet.points(body.entries), last=last)
     sheet.blank()
     sheet.table_heading(LINE_COLUMNS, currency)
     sheet.rows_of(LINE_COLUMNS, body.lines)
-    sheet.blank()
-    sheet.field(f"Issue amount ({currency})", sheet.money(body.issue_amount))
-    sheet.field(f"Redemption amount ({currency})", sheet.money(body.redemption_amount))
-    sheet.field(f"Fees ({currency})", sheet.money(body.fees))
+    sheet.amount_line(
+        f"Issue amount ({currency})", sheet.money(body.issue_amount), column=amounts, ruled=True
+    )
+    sheet.amount_line(
+        f"Redemption amount ({currency})", sheet.money(body.redemption_amount), column=amounts
+    )
+    sheet.amount_line(f"Fees ({currency})", sheet.money(body.fees), column=amounts)
     net = "redemption - issue - fees"
     if body.breakage_amount is not None:
-        sheet.field(f"Breakage share ({currency})", sheet.money(body.breakage_amount))
+        sheet.amount_line(
+            f"Breakage share ({currency})", sheet.money(body.breakage_amount), column=amounts
+        )
         net = "redemption + breakage share - issue - fees"
-    sheet.field(f"Net, {net} ({currency})", sheet.money(body.net))
-    sheet.field("Direction", DIRECTION_WORDS[body.direction])
-    sheet.field("Who pays whom", body.who_pays)
-    note = (
-        "Quantity is net points (points less reversed points) for issue and redemption lines, "
-        "the number of entries for a fee line; each amount is quantity x rate, rounded once to "
-        "cents (half-even)."
+    sheet.amount_line(f"Net, {net} ({currency})", sheet.money(body.net), column=amounts, net=True)
+    sheet.blank()
+    sheet.block_field("Who pays whom", body.who_pays, last=last, bold=True)
+    sheet.block_field("Direction", DIRECTION_WORDS[body.direction], last=last)
+    sheet.blank()
+    sheet.amount_line(
+        f"Opening position ({currency})",
+        sheet.money(body.opening_position),
+        column=amounts,
     )
+    sheet.amount_line(
+        f"Closing position ({currency})",
+        sheet.money(body.closing_position),
+        column=amounts,
+        ruled=True,
+    )
+    note = LINE_NOTE
     if body.expired_points:
         sheet.blank()
         sheet.heading("Expired points (information)")
         sheet.table_heading(EXPIRED_COLUMNS, currency)
         sheet.rows_of(EXPIRED_COLUMNS, body.expired_points)
-        note += (
-            " A breakage line's quantity is the version's expired points. Expired points are "
-            "valued at their issue rate as information; only a breakage line is in the net."
-        )
+        note += EXPIRED_NOTE
     sheet.blank()
-    sheet.field("Note", note)
+    sheet.note("Note", f"{note} {NET_NOTE}", last=last)
     sheet.close()
 
 
-def _coalition_summary(workbook: Any, body: CoalitionStatement, pages: PrintedPages) -> None:
+def _coalition_summary(
+    workbook: Any, body: CoalitionStatement, pages: PrintedPages, zone: ZoneInfo
+) -> None:
+    """Top-down on one landscape page (its table of partners is eight columns wide): who and
+    what, a row per partner, the totals under the nets, the holds, the expired points, and a
+    chart of the nets."""
     currency = body.currency
-    # Landscape: its table of partners is eight columns wide.
     sheet = Sheet.of_table(
         workbook, SUMMARY_SHEET, POSITION_COLUMNS, pages=pages, orientation="landscape"
     )
-    sheet.heading("Coalition statement", body.statement_id)
-    _header_block(sheet, body, ALL_PARTNERS, None)
+    last = len(POSITION_COLUMNS)
+    sheet.title("Coalition statement", body.statement_id)
+    _header_block(sheet, body, ALL_PARTNERS, None, zone, last)
     sheet.blank()
     sheet.table_heading(POSITION_COLUMNS, currency)
+    first_partner = sheet.rows + 1
     sheet.rows_of(
         POSITION_COLUMNS,
         (
@@ -278,18 +358,34 @@ def _coalition_summary(workbook: Any, body: CoalitionStatement, pages: PrintedPa
             for p in body.partners
         ),
     )
-    sheet.blank()
-    sheet.field(f"Partners' net total ({currency})", sheet.money(body.partners_net_total))
-    sheet.field(f"Coalition margin ({currency})", sheet.money(body.coalition_margin))
-    sheet.field(
+    partner_rows = (first_partner, sheet.rows)
+    sheet.amount_line(
+        f"Partners' net total ({currency})",
+        sheet.money(body.partners_net_total),
+        column=NET_COLUMN,
+        ruled=True,
+    )
+    sheet.amount_line(
+        f"Coalition margin ({currency})",
+        sheet.money(body.coalition_margin),
+        column=NET_COLUMN,
+    )
+    sheet.amount_line(
         f"Multilateral check, net total + margin ({currency})",
         sheet.money(body.multilateral_check),
+        column=NET_COLUMN,
+        net=True,
     )
-    sheet.field("Adds up to zero", "yes" if Decimal(body.multilateral_check) == 0 else "NO")
+    zero = Decimal(body.multilateral_check) == 0
+    sheet.block_field("Adds up to zero", "yes" if zero else "NO", last=last)
     sheet.blank()
     held = body.open_holds_at_cut_off
-    sheet.field("Holds open at the cut-off", sheet.points(held.holds))
-    sheet.field("Points they reserve (still in the balances)", sheet.points(held.points))
+    sheet.amount_line("Holds open at the cut-off", sheet.points(held.holds), column=NET_COLUMN)
+    sheet.amount_line(
+        "Points they reserve (still in the balances)",
+        sheet.points(held.points),
+        column=NET_COLUMN,
+    )
     expired = [
         ExpiredByPartnerRow.of(p) for p in body.partners if p.expired_points or p.breakage_amount
     ]
@@ -300,11 +396,16 @@ def _coalition_summary(workbook: Any, body: CoalitionStatement, pages: PrintedPa
         sheet.rows_of(EXPIRED_BY_PARTNER_COLUMNS, expired)
         sheet.total_row(EXPIRED_BY_PARTNER_COLUMNS, ExpiredByPartnerRow.total(expired))
         sheet.blank()
-        sheet.field(
+        sheet.note(
             "Note",
             "The breakage share is in the partner's net above; the value at the issue rate is "
             "information.",
+            last=last,
         )
+    sheet.blank()
+    sheet.note("Net", NET_NOTE, last=last)
+    if body.partners:
+        net_position_chart(sheet, currency, partner_rows, at_row=sheet.rows + 2)
     sheet.close()
 
 
@@ -331,7 +432,11 @@ def _total_row(sheet: Sheet, labels: int, figures: PointsFigures) -> None:
     sheet.append(sheet.bold("Total"), *[None] * (labels - 1), *map(sheet.points, figures))
 
 
-def _partner_reconciliation(workbook: Any, body: PartnerStatement, pages: PrintedPages) -> None:
+def _partner_reconciliation(
+    workbook: Any, body: PartnerStatement, pages: PrintedPages, days: DailyPoints
+) -> None:
+    """Points per version, the settlement position, and the points issued and redeemed per day
+    of the month with their chart (counted from the Entries as they were written)."""
     sheet = Sheet.of_table(
         workbook,
         RECONCILIATION_SHEET,
@@ -351,6 +456,8 @@ def _partner_reconciliation(workbook: Any, body: PartnerStatement, pages: Printe
     sheet.field("Opening position", sheet.money(body.opening_position))
     sheet.field("Net of the period", sheet.money(body.net))
     sheet.field("Closing position", sheet.money(body.closing_position))
+    sheet.blank()
+    daily_points_table(sheet, days)
     sheet.close()
 
 
@@ -393,15 +500,17 @@ def _coalition_reconciliation(
     sheet.close()
 
 
-def _contract(workbook: Any, bodies: Sequence[PartnerStatement], pages: PrintedPages) -> None:
+def _contract(
+    workbook: Any, bodies: Sequence[PartnerStatement], pages: PrintedPages, zone: ZoneInfo
+) -> None:
     sheet = Sheet.of_table(
         workbook, CONTRACT_SHEET, CONTRACT_COLUMNS, pages=pages, orientation="landscape"
     )
-    sheet.table_heading(CONTRACT_COLUMNS)
+    sheet.table_heading(CONTRACT_COLUMNS, zone=zone.key)
     sheet.rows_of(
         CONTRACT_COLUMNS,
         (
-            TermsRow(body.partner_id, terms)
+            TermsRow(body.partner_id, terms, zone)
             for body in sorted(bodies, key=lambda b: b.partner_id)
             for terms in body.contract_versions
         ),
@@ -409,7 +518,11 @@ def _contract(workbook: Any, bodies: Sequence[PartnerStatement], pages: PrintedP
     sheet.close()
 
 
+PUBLIC_KEY_MISSING: Final = "not published (GET /v1/keys lists every key that signed)"
+
+
 def _verification_steps(body: Statement) -> list[str]:
+    """How to verify, in the words of the auditor guide, with the public key on this sheet."""
     period = body.period
     where = (
         f"GET /v1/audit/statements/{period} (auditors)"
@@ -423,7 +536,9 @@ def _verification_steps(body: Statement) -> list[str]:
         "for instance with the Python package rfc8785: rfc8785.dumps(document).",
         "The SHA-256 of those bytes, in hex, must equal the statement hash above.",
         "Decode the signature from base64 and verify it as Ed25519 over the same bytes with "
-        "the public key of the key id above, as published at GET /v1/keys.",
+        "the public key above (32 raw bytes, base64; the PEM is the same key for tools such "
+        "as OpenSSL): the key of the key id above, as published at GET /v1/keys, which lists "
+        "every key that ever signed.",
         "The ledger root is the month's root, SHA-256(previous month's root ‖ tree head), "
         "with 32 zero bytes before the coalition's first sealed month, so each root vouches "
         "for every month before it. The tree head is the RFC 9162 Merkle tree head over the "
@@ -437,19 +552,33 @@ def _verification_steps(body: Statement) -> list[str]:
 
 
 def _integrity(
-    workbook: Any, statement: SignedStatement, body: Statement, pages: PrintedPages
+    workbook: Any,
+    statement: SignedStatement,
+    body: Statement,
+    pages: PrintedPages,
+    public_key: bytes | None,
 ) -> None:
+    """What was signed, by which key (the public key itself, base64 and PEM), and the steps
+    to verify it; long values wrap within the page."""
     integrity = statement.integrity()
-    sheet = Sheet(workbook, INTEGRITY_SHEET, [40, 100], pages=pages, orientation="portrait")
-    sheet.heading("Integrity", body.statement_id)
-    sheet.field("Statement hash (SHA-256, hex)", integrity.sha256)
-    sheet.field("Signature (Ed25519, base64)", integrity.signature)
-    sheet.field("Signature algorithm", SIGNATURE_ALGORITHMS[integrity.algorithm])
-    sheet.field("Key id", integrity.key_id)
-    sheet.field("Ledger root (SHA-256, hex)", body.ledger_root)
-    sheet.field("Canonicalisation", integrity.canonicalization)
+    sheet = Sheet(workbook, INTEGRITY_SHEET, [30, 70], pages=pages, orientation="portrait")
+    last = 2
+    sheet.title("Integrity", body.statement_id)
+    sheet.block_field("Statement hash (SHA-256, hex)", integrity.sha256, last=last)
+    sheet.block_field("Signature (Ed25519, base64)", integrity.signature, last=last)
+    sheet.block_field("Signature algorithm", SIGNATURE_ALGORITHMS[integrity.algorithm], last=last)
+    sheet.block_field("Key id", integrity.key_id, last=last)
+    if public_key is None:
+        sheet.block_field("Public key (Ed25519, base64)", PUBLIC_KEY_MISSING, last=last)
+    else:
+        sheet.block_field(
+            "Public key (Ed25519, base64)", base64.b64encode(public_key).decode(), last=last
+        )
+        sheet.block_field("Public key (PEM)", public_pem(public_key).decode().strip(), last=last)
+    sheet.block_field("Ledger root (SHA-256, hex)", body.ledger_root, last=last)
+    sheet.block_field("Canonicalisation", integrity.canonicalization, last=last)
     sheet.blank()
     sheet.heading("How to verify")
     for number, step in enumerate(_verification_steps(body), 1):
-        sheet.append(number, sheet.text(step))
+        sheet.note(f"{number}.", step, last=last)
     sheet.close()

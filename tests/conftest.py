@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from clearhouse.services.database import Database
 from clearhouse.storage.engine import asyncpg_url, create_engine, embedded_url
 from clearhouse.storage.migrate import upgrade
+from tests.web import problem_recorder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,6 +29,18 @@ REPO = Path(__file__).resolve().parents[1]
 # failure (the properties are what the tests check, not hypothesis's own speed).
 settings.register_profile("clearhouse", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("clearhouse")
+
+LAST_MODULE = "tests/web/test_problem_codes_documented.py"
+"""Compares the problems the whole run received with the document, so it runs after the rest."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.add_cleanup(problem_recorder.install())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The comparison of received and documented problem codes goes last (a stable sort)."""
+    items.sort(key=lambda item: item.nodeid.startswith(LAST_MODULE))
 
 
 def _server_url() -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator, FormatChecker
 from litestar.routes import HTTPRoute
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
@@ -42,6 +43,8 @@ OPERATOR = {
     ("put", "/v1/admin/clock"),
 }
 UNSIGNED = {("get", "/v1/keys"), ("get", "/health"), ("get", "/ready")}
+
+FORMAT_CHECKER = FormatChecker()
 
 MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
 """A master key for coalitions outside sandbox mode in these tests."""
@@ -101,13 +104,13 @@ def test_every_partner_and_operator_endpoint_is_listed(document: dict[str, Any])
 def test_every_route_of_the_app_is_in_the_document(
     api: SignedApi, document: dict[str, Any]
 ) -> None:
+    # A route left out on purpose (the console's pages, /schema itself) is not an operation.
     routes = {
-        (method.lower(), re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path))
+        (method.lower(), route.path_format)
         for route in api.app.routes
-        # The console's pages are for browsers, not API clients (docs/console.md).
-        if isinstance(route, HTTPRoute) and not route.path.startswith(("/schema", "/console"))
-        for method in route.methods
-        if method not in {"OPTIONS", "HEAD"}
+        if isinstance(route, HTTPRoute)
+        for method, (handler, _) in route.route_handler_map.items()
+        if method not in {"OPTIONS", "HEAD"} and handler.resolve_include_in_schema()
     }
     assert routes == _operations(document)
 
@@ -217,3 +220,137 @@ def test_every_v1_route_but_the_keys_names_one_security_scheme(
     }
     assert not unsecured
     assert "security" not in document["paths"]["/v1/keys"]["get"]
+
+
+REPLAYING = {
+    ("post", "/v1/transactions/issue"),
+    ("post", "/v1/transactions/redeem"),
+    ("post", "/v1/transactions/{entry_id}/reversals"),
+    ("post", "/v1/holds"),
+    ("post", "/v1/holds/{hold_id}/capture"),
+    ("post", "/v1/holds/{hold_id}/void"),
+    ("post", "/v1/members"),
+    ("post", "/v1/webhook-endpoints"),
+}
+"""The operations whose handlers answer ``Idempotent-Replayed: true`` to a replay."""
+
+
+def _signed(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, document["paths"][path][method])
+        for method, path in sorted(_operations(document))
+        if document["paths"][path][method].get("security") == [{"PartnerSignature": []}]
+    ]
+
+
+def _headers(operation: dict[str, Any]) -> dict[str, bool]:
+    return {
+        p["name"]: p.get("required", False)
+        for p in operation.get("parameters", [])
+        if p["in"] == "header"
+    }
+
+
+def test_a_signed_operation_declares_the_headers_of_a_signed_request(
+    document: dict[str, Any],
+) -> None:
+    signed = _signed(document)
+    assert len(signed) >= len(PARTNER_READS | PARTNER_WRITES)
+    for method, path, operation in signed:
+        headers = _headers(operation)
+        where = f"{method.upper()} {path}"
+        assert headers.get("Signature") is True, where
+        assert headers.get("Signature-Input") is True, where
+        assert headers.get("Data-Purpose") is True, where
+        assert headers.get("Content-Digest") is ("requestBody" in operation or None), where
+        assert headers.get("Idempotency-Key") is (method == "post" or None), where
+
+
+def test_an_unsigned_operation_declares_no_signature_headers(document: dict[str, Any]) -> None:
+    signed = {(method, path) for method, path, _ in _signed(document)}
+    for method, path in _operations(document) - signed:
+        assert not {"Signature", "Signature-Input", "Content-Digest"} & set(
+            _headers(document["paths"][path][method])
+        ), f"{method.upper()} {path}"
+
+
+def test_every_signed_answer_but_a_refused_signature_declares_the_receipt(
+    document: dict[str, Any],
+) -> None:
+    for method, path, operation in _signed(document):
+        for status, response in operation["responses"].items():
+            declared = set(response.get("headers", {}))
+            receipt = {"Signature", "Signature-Input", "Content-Digest"}
+            where = f"{method.upper()} {path} {status}"
+            assert (receipt <= declared) is (status != "401"), where
+
+
+def test_the_operations_that_replay_declare_idempotent_replayed(
+    document: dict[str, Any],
+) -> None:
+    declaring = {
+        (method, path)
+        for method, path in _operations(document)
+        for status, response in _responses(document, method, path).items()
+        if int(status) < 300 and "Idempotent-Replayed" in response.get("headers", {})
+    }
+    assert declaring == REPLAYING
+
+
+def _validator(document: dict[str, Any], schema: dict[str, Any]) -> Draft202012Validator:
+    """``schema`` with the document's components beside it, so that its ``$ref`` resolve."""
+    return Draft202012Validator(
+        {**schema, "components": document["components"]}, format_checker=FORMAT_CHECKER
+    )
+
+
+def _examples(document: dict[str, Any]) -> list[tuple[str, dict[str, Any], Any]]:
+    """Every example in the document: where, the schema it illustrates, and its value."""
+    found: list[tuple[str, dict[str, Any], Any]] = [
+        (f"components {name}", schema, example)
+        for name, schema in document["components"]["schemas"].items()
+        for example in schema.get("examples", [])
+    ]
+    for method, path in sorted(_operations(document)):
+        operation = document["paths"][path][method]
+        bodies = [("request", operation.get("requestBody", {}).get("content", {}))]
+        bodies += [(status, r.get("content", {})) for status, r in operation["responses"].items()]
+        for status, content in bodies:
+            for media_type, media in content.items():
+                where = f"{method.upper()} {path} {status} {media_type}"
+                if "example" in media:
+                    found.append((where, media.get("schema", {}), media["example"]))
+                for name, example in media.get("examples", {}).items():
+                    found.append((f"{where} {name}", media.get("schema", {}), example["value"]))
+    return found
+
+
+def test_every_body_has_an_example(document: dict[str, Any]) -> None:
+    bare = {
+        f"{method.upper()} {path} {status} {media_type}"
+        for method, path in _operations(document)
+        for status, response in [
+            ("request", document["paths"][path][method].get("requestBody", {})),
+            *_responses(document, method, path).items(),
+        ]
+        for media_type, media in response.get("content", {}).items()
+        if "example" not in media and not media.get("examples")
+    }
+    assert not bare, f"bodies without an example: {sorted(bare)}"
+
+
+def test_every_example_is_valid_against_its_schema(document: dict[str, Any]) -> None:
+    examples = _examples(document)
+    assert len(examples) > 100
+    invalid = {
+        where: error.message
+        for where, schema, example in examples
+        for error in _validator(document, schema).iter_errors(example)
+    }
+    assert not invalid, invalid
+
+
+def test_the_example_check_is_not_a_rubber_stamp(document: dict[str, Any]) -> None:
+    entry = document["components"]["schemas"]["Entry"]
+    wrong = {**entry["examples"][0], "points": "250", "entry_id": "not-a-uuid"}
+    assert len(list(_validator(document, entry).iter_errors(wrong))) == 2

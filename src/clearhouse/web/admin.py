@@ -150,6 +150,7 @@ KEY_USES: Final[dict[str, list[str]]] = {
     "validity",
     tags=["keys"],
     opt={"unsigned": True},
+    responses=problem_responses("unavailable"),
 )
 async def coalition_keys(state: State) -> PublicKeys:
     return PublicKeys(

@@ -22,8 +22,15 @@ from clearhouse.services.events import events_page
 from clearhouse.services.operator_actions import Action
 from clearhouse.services.webhooks import Webhooks
 from clearhouse.web.actions import logged_api
+from clearhouse.web.api_docs import REPLAYABLE
 from clearhouse.web.auth import operator_only
-from clearhouse.web.partner import SIGNED_PROBLEMS, DataPurpose, IdempotencyKey, require_granted
+from clearhouse.web.partner import (
+    BODY_PROBLEMS,
+    SIGNED_PROBLEMS,
+    DataPurpose,
+    IdempotencyKey,
+    require_granted,
+)
 from clearhouse.web.problems import problem_responses
 from clearhouse.web.schemas import rfc3339, strict_body
 
@@ -35,8 +42,7 @@ ENDPOINT_PROBLEMS: Final = (
     "invalid_webhook_url",
     "unknown_event_type",
     "limit_exceeded",
-    "payload_too_large",
-    "unsupported_media_type",
+    *BODY_PROBLEMS,
 )
 
 
@@ -189,6 +195,7 @@ class WebhookEndpointController(Controller):
         status_code=201,
         summary="Register a webhook endpoint (Data-Purpose: settlement)",
         responses=problem_responses(*ENDPOINT_PROBLEMS),
+        response_headers=REPLAYABLE,
     )
     async def register(
         self,
@@ -249,7 +256,9 @@ class WebhookEndpointController(Controller):
         "/{endpoint_id:str}/test",
         status_code=202,
         summary="Send a test event to this endpoint alone (Data-Purpose: settlement)",
-        responses=problem_responses(*SIGNED_PROBLEMS, "not_found", "webhook_endpoint_disabled"),
+        responses=problem_responses(
+            *SIGNED_PROBLEMS, *BODY_PROBLEMS, "not_found", "webhook_endpoint_disabled"
+        ),
     )
     async def test(
         self,
@@ -296,7 +305,11 @@ class WebhookDeliveryAdminController(Controller):
         status_code=200,
         summary="Deliver again now, with the same webhook-id",
         responses=problem_responses(
-            "invalid_token", "forbidden", "not_found", "webhook_endpoint_disabled"
+            "invalid_request",
+            "invalid_token",
+            "forbidden",
+            "not_found",
+            "webhook_endpoint_disabled",
         ),
     )
     async def replay(

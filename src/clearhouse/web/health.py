@@ -26,7 +26,7 @@ class Readiness(msgspec.Struct, frozen=True):
 class HealthController(Controller):
     tags = ("health",)
 
-    @get("/health", summary="Liveness: the process answers")
+    @get("/health", summary="Liveness: the process answers", responses=problem_responses())
     async def health(self) -> Health:
         return Health(status="ok")
 

@@ -14,6 +14,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from clearhouse.config import Settings
 from clearhouse.domain.holds import HoldStatus
 from clearhouse.services.holds import HoldAnswer, HoldRequest, Holds
+from clearhouse.web.api_docs import REPLAYABLE
 from clearhouse.web.paging import decode_cursor, encode_cursor
 from clearhouse.web.partner import (
     PAGE_LIMIT_MAX,
@@ -74,6 +75,7 @@ class HoldController(Controller):
         status_code=201,
         summary="Reserve a member's points (Data-Purpose: redemption)",
         responses=problem_responses(*HOLD_PROBLEMS),
+        response_headers=REPLAYABLE,
     )
     async def authorize(
         self,
@@ -106,6 +108,7 @@ class HoldController(Controller):
         summary="Redeem all or part of a hold's points; the rest is released "
         "(Data-Purpose: redemption)",
         responses=problem_responses(*HOLD_PROBLEMS),
+        response_headers=REPLAYABLE,
     )
     async def capture(
         self,
@@ -131,6 +134,7 @@ class HoldController(Controller):
         status_code=200,
         summary="Release all of a hold's points (Data-Purpose: redemption)",
         responses=problem_responses(*HOLD_PROBLEMS),
+        response_headers=REPLAYABLE,
     )
     async def void(
         self,

@@ -12,7 +12,8 @@ from clearhouse.domain.errors import InvalidRequest, PurposeNotPermitted
 from clearhouse.domain.expiry import EXPIRING_WITHIN_DAYS_MAX
 from clearhouse.domain.purposes import Purpose
 from clearhouse.services.members import ConsentStatement, Members
-from clearhouse.web.partner import SIGNED_PROBLEMS, WRITE_PROBLEMS, partner_of
+from clearhouse.web.api_docs import REPLAYABLE
+from clearhouse.web.partner import BODY_PROBLEMS, SIGNED_PROBLEMS, WRITE_PROBLEMS, partner_of
 from clearhouse.web.problems import problem_responses
 from clearhouse.web.request_id import request_id_of
 from clearhouse.web.schemas import rfc3339, strict_body
@@ -108,6 +109,7 @@ class MemberController(Controller):
         status_code=201,
         summary="Enrol a member (Data-Purpose: enrolment)",
         responses=problem_responses(*WRITE_PROBLEMS, "forbidden"),
+        response_headers=REPLAYABLE,
     )
     async def enrol(
         self,
@@ -178,7 +180,7 @@ class MemberController(Controller):
         "/{member_id:str}/consents",
         summary="Record consents given or withdrawn to this partner (Data-Purpose: "
         "consent_management)",
-        responses=problem_responses(*SIGNED_PROBLEMS, *MEMBER_PROBLEMS, "payload_too_large"),
+        responses=problem_responses(*SIGNED_PROBLEMS, *MEMBER_PROBLEMS, *BODY_PROBLEMS),
     )
     async def consents(
         self,

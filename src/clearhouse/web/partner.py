@@ -23,6 +23,7 @@ from clearhouse.services import entries
 from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
 from clearhouse.services.posting import Ledger, PointsRequest, PostedEntry
+from clearhouse.web.api_docs import REPLAYABLE
 from clearhouse.web.paging import decode_cursor, encode_cursor
 from clearhouse.web.problems import problem_responses
 from clearhouse.web.schemas import (
@@ -50,15 +51,25 @@ SIGNED_PROBLEMS: Final = (
     "unavailable",
     "internal_error",
 )
+BODY_PROBLEMS: Final = ("payload_too_large", "unsupported_media_type")
+"""What the signature middleware answers a signed request with a body before it verifies."""
 WRITE_PROBLEMS: Final = (
     *SIGNED_PROBLEMS,
+    *BODY_PROBLEMS,
     "insufficient_points",
     "idempotency_key_in_use",
-    "payload_too_large",
-    "unsupported_media_type",
     "idempotency_key_reused",
     "unknown_member",
 )
+
+LEDGER_WRITE_PROBLEMS: Final = (
+    *WRITE_PROBLEMS,
+    "limit_exceeded",
+    "member_erased",
+    "period_closed",
+)
+"""An issue, a redeem or a reversal: the ledger's own refusals besides (the contract's limits,
+an erased member, a period already sealed)."""
 
 IdempotencyKey = Annotated[
     str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=255)
@@ -134,7 +145,8 @@ class TransactionController(Controller):
         "/issue",
         status_code=201,
         summary="Issue points to a member (Data-Purpose: accrual)",
-        responses=problem_responses(*WRITE_PROBLEMS),
+        responses=problem_responses(*LEDGER_WRITE_PROBLEMS),
+        response_headers=REPLAYABLE,
     )
     async def issue(
         self,
@@ -157,7 +169,8 @@ class TransactionController(Controller):
         "/redeem",
         status_code=201,
         summary="Redeem a member's points (Data-Purpose: redemption)",
-        responses=problem_responses(*WRITE_PROBLEMS),
+        responses=problem_responses(*LEDGER_WRITE_PROBLEMS),
+        response_headers=REPLAYABLE,
     )
     async def redeem(
         self,
@@ -180,7 +193,8 @@ class TransactionController(Controller):
         "/{entry_id:uuid}/reversals",
         status_code=201,
         summary="Reverse all or part of an own entry (Data-Purpose: that of the original)",
-        responses=problem_responses(*WRITE_PROBLEMS, "not_found"),
+        responses=problem_responses(*LEDGER_WRITE_PROBLEMS, "not_found"),
+        response_headers=REPLAYABLE,
     )
     async def reverse(
         self,

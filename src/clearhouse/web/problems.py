@@ -18,6 +18,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Example
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
     ProblemDetailsException,
@@ -61,16 +62,43 @@ class Problem(msgspec.Struct, frozen=True):
     ``parameter``) and what is wrong."""
 
 
+COMMON_PROBLEMS: Final = ("request_header_fields_too_large", "internal_error")
+"""What any route can answer, whoever calls and whatever it does: the header limit stands in
+front of every route (``web.limits``), and a defect is a 500 anywhere. Listed on every operation
+by ``problem_responses`` rather than in each decorator."""
+
+EXAMPLE_INSTANCE: Final = "urn:uuid:0b6f3c5e-8a51-4c1e-9d8e-2f4a7c9e1d20"
+
+
+def problem_example(code: str) -> Example:
+    """An example of the problem ``code`` as sent: the document shows, per response, exactly
+    the codes it can carry, one example each."""
+    status, title = PROBLEMS[code]
+    value: dict[str, Any] = {
+        "type": f"/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": title,
+        "instance": EXAMPLE_INSTANCE,
+        "code": code,
+    }
+    if code == "invalid_request":
+        value["errors"] = [{"pointer": "#/points", "detail": "Expected `int`, got `str`"}]
+    return Example(summary=f"{code}: {title}", value=value)
+
+
 def problem_responses(*codes: str) -> dict[int, ResponseSpec]:
-    """OpenAPI responses for the problems an endpoint can answer with, grouped by status."""
+    """OpenAPI responses for the problems an endpoint can answer with, grouped by status, one
+    example per code; ``COMMON_PROBLEMS`` are added to every endpoint's."""
     by_status: dict[int, list[str]] = {}
-    for code in dict.fromkeys(codes):
+    for code in dict.fromkeys((*codes, *COMMON_PROBLEMS)):
         by_status.setdefault(PROBLEMS[code][0], []).append(code)
     return {
         status: ResponseSpec(
             data_container=Problem,
             media_type="application/problem+json",
             description="Problem: " + ", ".join(f"`{code}`" for code in group),
+            examples=[problem_example(code) for code in group],
         )
         for status, group in sorted(by_status.items())
     }

@@ -28,6 +28,7 @@ from clearhouse.services import access, console
 from clearhouse.services.clearing import Clearing
 from clearhouse.services.clock import ledger_time
 from clearhouse.services.operator_actions import Action, Actor, actions, logged
+from clearhouse.statements.columns import DIRECTION_WORDS
 from clearhouse.statements.documents import COALITION_PARTY
 from clearhouse.statements.model import CoalitionStatement, PartnerStatement
 from clearhouse.statements.tables import write_table_csv, write_table_workbook
@@ -53,11 +54,6 @@ PAGE: Final = 50
 EXPORT_MAX: Final = 100_000
 LINE_SIGN: Final = {"issue": -1, "fee": -1, "redemption": 1, "breakage": 1}
 """How each statement line counts in the partner's net: positive is what the coalition pays."""
-DIRECTION_WORDS: Final = {
-    "coalition_pays_partner": "the coalition pays the partner",
-    "partner_pays_coalition": "the partner pays the coalition",
-    "nothing_due": "nothing is due",
-}
 
 
 def _clearing(state: State) -> Clearing:

@@ -1153,6 +1153,20 @@ async def test_the_document_properties_name_the_statement() -> None:
         assert PERIOD in properties.subject
 
 
+async def test_a_statement_makes_the_same_bytes_whenever_its_workbook_is_written() -> None:
+    """Made on request, a workbook is still one file: its document's and every zip member's
+    time is the statement's own, not the clock's, so two downloads compare byte for byte."""
+    coalition, partner_list = coalition_statements()
+    for statement in (coalition, partner_list[0]):
+        data = await write(statement, partner_list if statement is coalition else (), entries(3))
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            stamps = {member.date_time for member in archive.infolist()}
+        assert stamps == {(2026, 12, 1, 0, 5, 6)}  # zip keeps even seconds
+        properties = load(data).properties
+        made = GENERATED_AT.replace(tzinfo=None, microsecond=0)  # openpyxl reads naive UTC
+        assert properties.created == properties.modified == made
+
+
 # --- reading like a statement: layout, formats, the key, the zone, charts ---------------------
 
 

@@ -22,7 +22,9 @@ landscape; each page is headed with the statement and its period and numbered, a
 repeat their header row on every page (``Sheet``). A Summary reads top-down on one page: the
 header block, the lines, their totals under the column they add up, the net in bold and ruled,
 who pays whom in words. The Integrity sheet carries the signing key's public key itself, so the
-workbook alone verifies. The workbook's document properties name the statement too. Codes of
+workbook alone verifies. The workbook's document properties name the statement too, and carry
+its generation time, as does every member of the zip: a statement's workbook, made on each
+request, is the same file byte for byte every time (``_StampedZip``). Codes of
 the JSON statement are shown in words (``DIRECTION_WORDS``). Two charts, drawn from cells
 (``statements.charts``): the nets per partner under the coalition's Summary, the points issued
 and redeemed per day on a partner's Reconciliation.
@@ -33,13 +35,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import shutil
+import zipfile
 from collections.abc import AsyncIterable, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, BinaryIO, Final
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
+from openpyxl.writer.excel import ExcelWriter
 
 from clearhouse.crypto.ed25519 import public_pem
 from clearhouse.domain.netting import LineKind
@@ -70,7 +76,7 @@ from clearhouse.statements.model import (
     Statement,
     StatementLine,
 )
-from clearhouse.statements.sheets import PrintedPages, Sheet, local_moment
+from clearhouse.statements.sheets import PrintedPages, Sheet, local_moment, utc_moment
 
 EXCEL_MAX_ROWS: Final = 1_048_576
 """Rows of one sheet in Excel (and LibreOffice), the header row included."""
@@ -205,20 +211,58 @@ async def write_statement_workbook(
         _discard(workbook)
         raise
     # Compressing the sheets takes a while for a big period; off the event loop.
-    await asyncio.to_thread(_save, workbook, out)
+    await asyncio.to_thread(_save, workbook, out, utc_moment(body.generated_at))
 
 
 def _properties(workbook: Any, body: Statement, pages: PrintedPages) -> None:
-    """The document properties a file manager or a PDF printer shows."""
+    """The document properties a file manager or a PDF printer shows; created and modified
+    when the statement was, so that they do not change from one download to the next."""
     party = ALL_PARTNERS if isinstance(body, CoalitionStatement) else body.legal_name
     workbook.properties.title = pages.title
     workbook.properties.subject = f"Loyalty points settlement of {body.period}, {party}"
     workbook.properties.creator = CREATOR
+    made = utc_moment(body.generated_at).replace(microsecond=0)
+    workbook.properties.created = workbook.properties.modified = made
 
 
-def _save(workbook: Any, out: BinaryIO) -> None:
+class _StampedZip(zipfile.ZipFile):
+    """A zip being written whose every member carries ``made`` as its time, where ``ZipFile``
+    takes the clock's (``writestr``) or a temporary file's (``write``)."""
+
+    def __init__(self, out: BinaryIO, made: datetime) -> None:
+        super().__init__(out, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
+        self._made = (made.year, made.month, made.day, made.hour, made.minute, made.second)
+
+    def _member(self, name: str) -> zipfile.ZipInfo:
+        member = zipfile.ZipInfo(name, date_time=self._made)
+        member.compress_type = zipfile.ZIP_DEFLATED
+        member.external_attr = 0o600 << 16
+        return member
+
+    def writestr(  # type: ignore[override]  # openpyxl passes a name and the data only
+        self, name: str | zipfile.ZipInfo, data: bytes | str, *args: Any, **kwargs: Any
+    ) -> None:
+        member = name if isinstance(name, zipfile.ZipInfo) else self._member(name)
+        super().writestr(member, data, *args, **kwargs)
+
+    def write(  # openpyxl passes a file and its member name only
+        self, filename: Any, arcname: Any = None, *args: Any, **kwargs: Any
+    ) -> None:
+        member = self._member(str(arcname if arcname is not None else filename))
+        with open(filename, "rb") as source:
+            source.seek(0, 2)
+            member.file_size = source.tell()
+            source.seek(0)
+            with self.open(member, "w") as target:
+                shutil.copyfileobj(source, target, 1 << 20)
+
+
+def _save(workbook: Any, out: BinaryIO, made: datetime) -> None:
+    """Zip the sheets into ``out`` as ``Workbook.save`` would, but stamped ``made`` throughout
+    (``save`` sets the document's modified time to the clock's)."""
     try:
-        workbook.save(out)
+        archive = _StampedZip(out, made)
+        ExcelWriter(workbook, archive).save()
     except BaseException:
         _discard(workbook)
         raise

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-browser browser-deps lint format serve demo bench clean
+.PHONY: install test test-browser browser-deps lint format serve demo bench bench-deps bench-api test-bench-api clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -55,6 +55,22 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/clearhouse bench ledger
+
+# wrk from Debian, the compiled load generator that replays bench api's pre-signed requests,
+# installed when missing: this needs root and Debian's package mirror.
+BENCH_PACKAGES := wrk
+bench-deps:
+	@if ! command -v wrk >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BENCH_PACKAGES); \
+	fi
+
+# The signed API under wrk and under the Python client, beside pgbench: a few minutes.
+bench-api: $(STAMP) bench-deps
+	$(BIN)/clearhouse bench api
+
+# The API benchmark run end to end at its smallest, with wrk.
+test-bench-api: $(STAMP) bench-deps
+	$(BIN)/pytest tests/bench -k api_bench
 
 clean:
 	rm -rf $(VENV) $(TOOLS)

@@ -20,9 +20,6 @@ from typing import Any, TypeVar
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from clearhouse.bench.api import render as render_api
-from clearhouse.bench.api import run_api_bench
-from clearhouse.bench.api import write_report as write_api_report
 from clearhouse.bench.clearing import render as render_clearing
 from clearhouse.bench.clearing import run_clearing_bench
 from clearhouse.bench.clearing import write_report as write_clearing_report
@@ -35,7 +32,6 @@ from clearhouse.bench.ledger import write_report as write_ledger_report
 from clearhouse.bench.ledger.posting import BARE_POST
 from clearhouse.config import Settings
 from clearhouse.storage.engine import embedded_url
-from clearhouse_client import AsyncPartnerClient
 
 REPO = Path(__file__).resolve().parents[2]
 R = TypeVar("R")
@@ -183,37 +179,6 @@ def test_ledger_bench_posts_for_a_second_per_shape_and_reports_the_ratios(tmp_pa
     assert checks["invariant_violations"] == []
     assert checks["entries_posted"] == checks["entries_in_database"]
     assert "ledger invariants: all hold" in render_ledger(report)
-
-
-def test_api_bench_sends_signed_requests_to_a_served_process_and_reports_latencies(
-    tmp_path: Path,
-) -> None:
-    report = asyncio.run(
-        run_api_bench(_settings(), AsyncPartnerClient, concurrency=4, workers=4, seconds=2)
-    )
-    data = _written(write_api_report, report, tmp_path, "bench-api.json")
-
-    assert data["benchmark"] == "clearhouse bench api"
-    api = data["api"]
-    assert isinstance(api, dict)
-    assert api["errors"] == {}
-    _positive(api["accepted"], "api.accepted")
-    _positive(api["accepted_per_s"], "api.accepted_per_s")
-    for name in ("p50", "p90", "p99", "max", "mean"):
-        _positive(api["latency_ms"][name], f"api.latency_ms.{name}")
-    _positive(data["ledger_service_entries_per_s"], "ledger_service_entries_per_s")
-    _positive(data["pgbench_tps"], "pgbench_tps")
-    ratios = data["ratios"]
-    assert isinstance(ratios, dict)
-    _positive(ratios["api_over_pgbench"]["value"], "ratios.api_over_pgbench")
-    _positive(ratios["api_over_service"], "ratios.api_over_service")
-    _positive(ratios["p99_latency_ms"]["value"], "ratios.p99_latency_ms")
-    assert len(data["runs"]["api_halves"]) == 2
-    checks = data["checks"]
-    assert isinstance(checks, dict)
-    assert checks["invariant_violations"] == []
-    assert checks["entries_posted"] == checks["entries_in_database"]
-    assert "ledger invariants: all hold" in render_api(report)
 
 
 def test_bare_post_passes_every_parameter_of_the_live_ledger_post(database_url: str) -> None:

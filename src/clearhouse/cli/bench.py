@@ -63,11 +63,25 @@ def bench_ledger(seconds: int, workers: int, out: str) -> None:
     "--seconds", type=click.IntRange(2, 3600), default=10, show_default=True, help="Per run."
 )
 @click.option(
+    "--connections",
+    type=click.IntRange(1, 512),
+    default=32,
+    show_default=True,
+    help="wrk's connections for the throughput run.",
+)
+@click.option(
+    "--latency-connections",
+    type=click.IntRange(1, 512),
+    default=4,
+    show_default=True,
+    help="wrk's connections for the latency run.",
+)
+@click.option(
     "--concurrency",
     type=click.IntRange(1, 512),
     default=32,
     show_default=True,
-    help="Concurrent client tasks sending signed requests.",
+    help="Concurrent tasks of the Python client run.",
 )
 @click.option(
     "--workers",
@@ -83,13 +97,23 @@ def bench_ledger(seconds: int, workers: int, out: str) -> None:
     show_default=True,
     help="Where the figures go, as JSON.",
 )
-def bench_api(seconds: int, concurrency: int, workers: int, out: str) -> None:
-    """Signed issues and redeems over HTTP against clearhouse serve --workers 2.
+def bench_api(
+    seconds: int,
+    connections: int,
+    latency_connections: int,
+    concurrency: int,
+    workers: int,
+    out: str,
+) -> None:
+    """Signed issues, redeems and batches over HTTP against clearhouse serve --workers 2.
 
-    Beside the ledger service and pgbench TPC-B, measured in the same run. Works in databases
-    of its own (clearhouse_bench_api, clearhouse_pgbench_api), dropped at the end.
+    Requests signed beforehand with the partner client's code are replayed by wrk (Debian's
+    package: `make bench-deps`, or run `make bench-api`); the Python partner client drives the
+    server too, as a second figure; the ledger service and pgbench TPC-B run beside them.
+    Works in databases of its own (clearhouse_bench_api, clearhouse_pgbench_api), dropped at
+    the end.
 
-    Example: clearhouse bench api --seconds 10 --concurrency 32
+    Example: clearhouse bench api --seconds 10 --connections 32
     """
     from clearhouse.bench.api import render, run_api_bench, write_report
     from clearhouse.bench.servers import BenchError
@@ -106,6 +130,8 @@ def bench_api(seconds: int, concurrency: int, workers: int, out: str) -> None:
             run_api_bench(
                 settings,
                 client_class,
+                connections=connections,
+                latency_connections=latency_connections,
                 concurrency=concurrency,
                 workers=workers,
                 seconds=seconds,

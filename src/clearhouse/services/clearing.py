@@ -103,13 +103,15 @@ class PeriodNetting:
 async def net_period(connection: Any, closed: SealedPeriod, zone: str) -> PeriodNetting:
     """The aggregate part of settling: the period's aggregates and roll-forward, the partners'
     contract versions, the netting and its checks."""
-    aggregates = await store.partner_aggregates(connection, closed.starts_at, closed.ends_at)
+    period = await store.period_aggregates(connection, closed.starts_at, closed.ends_at)
+    aggregates = period.partners
     expired = await store.expired_by_issuer(connection, closed.starts_at, closed.ends_at)
     roll_forward = await store.points_roll_forward(
         connection,
         closed.starts_at,
         closed.ends_at,
         await _previous_closing(connection, closed.period),
+        period,
     )
     cohorts = await store.breakage_cohorts(connection, closed.ends_at, zone, closed.period)
     partner_ids = sorted({a.partner_id for a in aggregates} | {e.partner_id for e in expired})

@@ -167,39 +167,60 @@ async def canonical_entries(
         )
 
 
-async def partner_aggregates(
+@dataclass(frozen=True, slots=True)
+class PeriodAggregates:
+    """The period's entries in one pass: the partners' aggregates and what the operator's
+    entries moved (the roll-forward's movements are these, ``points_roll_forward``)."""
+
+    partners: list[Aggregate]
+    expired_points: int
+    """Points expiry entries took from members."""
+    adjusted_points: int
+    """What adjustment entries moved on members, signed (goodwill positive)."""
+
+
+_PERIOD_AGGREGATES = """
+SELECT e.partner_id, e.contract_version,
+       CASE WHEN e.kind IN ('expiry', 'adjustment') THEN e.kind
+            WHEN coalesce(o.kind, e.kind) = 'issue' THEN 'issue' ELSE 'redemption' END AS kind,
+       coalesce(sum(e.points) FILTER (WHERE e.kind <> 'reversal'), 0) AS points,
+       coalesce(sum(e.points) FILTER (WHERE e.kind = 'reversal'), 0) AS reversed,
+       count(*) AS entries,
+       -- Only an operator's entry looks at its postings (the filter comes before the argument).
+       coalesce(sum((SELECT sum(p.amount) FROM postings p
+                      WHERE p.entry_id = e.entry_id AND p.asset = 'PTS'
+                        AND p.account LIKE 'member:%'))
+                FILTER (WHERE e.kind IN ('expiry', 'adjustment')), 0) AS member_points
+  FROM entries e
+  LEFT JOIN entries o ON o.entry_id = e.reversal_of
+ WHERE e.recorded_at >= $1 AND e.recorded_at < $2
+   AND e.kind IN ('issue', 'redeem', 'reversal', 'expiry', 'adjustment')
+ GROUP BY 1, 2, 3
+ ORDER BY 1, 2, 3
+"""
+
+
+async def period_aggregates(
     connection: asyncpg.Connection, start: datetime, end: datetime
-) -> list[Aggregate]:
-    """Per partner, contract version and kind: points, reversed points and entries."""
-    rows = await connection.fetch(
-        """
-        SELECT e.partner_id, e.contract_version,
-               CASE coalesce(o.kind, e.kind) WHEN 'issue' THEN 'issue' ELSE 'redemption' END
-                   AS kind,
-               coalesce(sum(e.points) FILTER (WHERE e.kind <> 'reversal'), 0) AS points,
-               coalesce(sum(e.points) FILTER (WHERE e.kind = 'reversal'), 0) AS reversed,
-               count(*) AS entries
-          FROM entries e
-          LEFT JOIN entries o ON o.entry_id = e.reversal_of
-         WHERE e.recorded_at >= $1 AND e.recorded_at < $2
-           AND e.kind IN ('issue', 'redeem', 'reversal')
-         GROUP BY 1, 2, 3
-         ORDER BY 1, 2, 3
-        """,
-        start,
-        end,
-    )
-    return [
-        Aggregate(
-            partner_id=r["partner_id"],
-            contract_version=r["contract_version"],
-            kind=LineKind(r["kind"]),
-            points=int(r["points"]),
-            reversed_points=int(r["reversed"]),
-            entries=int(r["entries"]),
+) -> PeriodAggregates:
+    """Per partner, contract version and kind: points, reversed points and entries; and the
+    member points of the period's expiries and adjustments. One scan of the period."""
+    partners, moved = [], {"expiry": 0, "adjustment": 0}
+    for r in await connection.fetch(_PERIOD_AGGREGATES, start, end):
+        if r["kind"] in moved:
+            moved[r["kind"]] += int(r["member_points"])
+            continue
+        partners.append(
+            Aggregate(
+                partner_id=r["partner_id"],
+                contract_version=r["contract_version"],
+                kind=LineKind(r["kind"]),
+                points=int(r["points"]),
+                reversed_points=int(r["reversed"]),
+                entries=int(r["entries"]),
+            )
         )
-        for r in rows
-    ]
+    return PeriodAggregates(partners, -moved["expiry"], moved["adjustment"])
 
 
 async def expired_by_issuer(
@@ -258,12 +279,16 @@ SELECT to_char(cohort, 'YYYY-MM') AS cohort,
 """
 
 _COHORT_HOLDINGS = """
-SELECT to_char(date_trunc('month', l.cohort_at AT TIME ZONE $2), 'YYYY-MM') AS cohort,
-       sum(l.remaining + coalesce((SELECT sum(c.points) FROM lot_consumptions c
-                                     JOIN entries e ON e.entry_id = c.entry_id
-                                    WHERE c.lot_id = l.lot_id AND e.recorded_at >= $1), 0))
-           AS outstanding
-  FROM lots l WHERE l.recorded_at < $1 GROUP BY 1
+SELECT to_char(date_trunc('month', h.cohort_at AT TIME ZONE $2), 'YYYY-MM') AS cohort,
+       sum(h.points) AS outstanding
+  FROM (SELECT l.cohort_at, l.remaining AS points FROM lots l WHERE l.recorded_at < $1
+        UNION ALL
+        -- What the lots gave after the cut-off, back on them: few entries, found by time.
+        SELECT l.cohort_at, c.points FROM entries e
+          JOIN lot_consumptions c ON c.entry_id = e.entry_id
+          JOIN lots l ON l.lot_id = c.lot_id
+         WHERE e.recorded_at >= $1 AND l.recorded_at < $1) AS h
+ GROUP BY 1
 """
 
 
@@ -310,38 +335,29 @@ def _months_between(first: str, last: str) -> int:
 
 
 async def points_roll_forward(
-    connection: asyncpg.Connection, start: datetime, end: datetime, opening: int | None
+    connection: asyncpg.Connection,
+    start: datetime,
+    end: datetime,
+    opening: int | None,
+    aggregates: PeriodAggregates,
 ) -> PointsRollForward:
     """What moved member points in ``[start, end)``, and what members held at the cut-off.
 
-    The holdings come from the members' balance rows (less what moved after the cut-off), read
-    in the same statement as the movements, so the roll-forward is checked against a second
-    source rather than against the postings it is made of. ``opening`` is the previous period's
-    closing figure; without one (the first period) it is summed from the postings before.
+    The movements are the period's aggregates: issued and redeemed are the partners' lines
+    (each less its reversals), expired and adjusted what the operator's entries moved. The
+    holdings come from the members' balance rows, less what moved after the cut-off (both
+    read in one statement), so the roll-forward is checked against a second source rather
+    than against the entries it is made of. ``opening`` is the previous period's closing
+    figure; without one (the first period) it is summed from the postings before.
     """
     row = await connection.fetchrow(
         """
-        WITH moves AS (
-            SELECT e.kind, o.kind AS original_kind, p.amount, e.recorded_at
-              FROM entries e
-              JOIN postings p ON p.entry_id = e.entry_id
-              LEFT JOIN entries o ON o.entry_id = e.reversal_of
-             WHERE e.recorded_at >= $1 AND p.asset = 'PTS' AND p.account LIKE 'member:%'
-        )
-        SELECT
-          coalesce(sum(amount) FILTER (WHERE recorded_at < $2
-              AND coalesce(original_kind, kind) = 'issue'), 0) AS issued,
-          coalesce(-sum(amount) FILTER (WHERE recorded_at < $2
-              AND coalesce(original_kind, kind) = 'redeem'), 0) AS redeemed,
-          coalesce(-sum(amount) FILTER (WHERE recorded_at < $2 AND kind = 'expiry'), 0)
-              AS expired,
-          coalesce(sum(amount) FILTER (WHERE recorded_at < $2 AND kind = 'adjustment'), 0)
-              AS adjusted,
-          coalesce(sum(amount) FILTER (WHERE recorded_at >= $2), 0) AS after_cut_off,
-          (SELECT coalesce(sum(balance_points), 0) FROM member_balances) AS held_now
-          FROM moves
+        SELECT (SELECT coalesce(sum(balance_points), 0) FROM member_balances) AS held_now,
+               (SELECT coalesce(sum(p.amount), 0) FROM entries e
+                  JOIN postings p ON p.entry_id = e.entry_id
+                 WHERE e.recorded_at >= $1 AND p.asset = 'PTS' AND p.account LIKE 'member:%')
+                   AS after_cut_off
         """,
-        start,
         end,
     )
     assert row is not None
@@ -356,12 +372,13 @@ async def points_roll_forward(
                 start,
             )
         )
+    lines = aggregates.partners
     return PointsRollForward(
         opening=opening,
-        issued=int(row["issued"]),
-        redeemed=int(row["redeemed"]),
-        expired=int(row["expired"]),
-        adjusted=int(row["adjusted"]),
+        issued=sum(a.points - a.reversed_points for a in lines if a.kind is LineKind.ISSUE),
+        redeemed=sum(a.points - a.reversed_points for a in lines if a.kind is LineKind.REDEMPTION),
+        expired=aggregates.expired_points,
+        adjusted=aggregates.adjusted_points,
         closing_member_balances=int(row["held_now"]) - int(row["after_cut_off"]),
     )
 

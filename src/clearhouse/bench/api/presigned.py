@@ -26,7 +26,7 @@ import httpx
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from clearhouse.bench.ledger import ISSUE_SHARE, pick
+from clearhouse.bench.ledger import ISSUE_SHARE, POINTS_MAX, pick
 from clearhouse_client.operations import Calls
 from clearhouse_client.signing import Signer
 
@@ -94,26 +94,33 @@ class Presigner:
         )
         return self._signed(partner_id, request)
 
-    def batch(self, rng: random.Random, member_ids: Sequence[str], items: int) -> bytes:
-        """One ``POST /v1/transactions/batch`` of ``items`` issues or ``items`` redeems (the mix
-        holds across batches) of one partner, not atomic, each item with its own idempotency
-        key, the batch with its own; one kind per batch, so one ``Data-Purpose``."""
+    def batch(
+        self, rng: random.Random, member_ids: Sequence[str], items: int, number: int
+    ) -> bytes:
+        """The ``number``-th ``POST /v1/transactions/batch``: ``items`` issues or ``items``
+        redeems (the mix holds across batches) of one partner, not atomic, each item with its
+        own idempotency key, the batch with its own; one kind per batch, so one
+        ``Data-Purpose``.
+
+        A batch is one transaction holding its members' rows until it commits, so the items
+        are ``items`` members in a row, the next batch's the next ones: batches in flight
+        together touch different members, as a partner's day of tills would (random members
+        would have concurrent batches wait for each other's locks)."""
         partner_id = self.partner_ids[rng.randrange(len(self.partner_ids))]
         kind = "issue" if rng.random() < ISSUE_SHARE else "redeem"
         occurred_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        entries = []
-        for _ in range(items):
-            _, member_id, points, _ = pick(rng, self.partner_ids, member_ids)
-            entries.append(
-                {
-                    "kind": kind,
-                    "idempotency_key": str(uuid.uuid4()),
-                    "member_id": member_id,
-                    "points": points,
-                    "occurred_at": occurred_at,
-                    "reference": REFERENCE,
-                }
-            )
+        first = number * items
+        entries = [
+            {
+                "kind": kind,
+                "idempotency_key": str(uuid.uuid4()),
+                "member_id": member_ids[(first + n) % len(member_ids)],
+                "points": rng.randint(1, POINTS_MAX),
+                "occurred_at": occurred_at,
+                "reference": REFERENCE,
+            }
+            for n in range(items)
+        ]
         request = self._http.build_request(
             "POST",
             BATCH_PATH,
@@ -140,8 +147,8 @@ def batches(
     presigner: Presigner, member_ids: Sequence[str], count: int, items: int, seed: str
 ) -> Iterator[bytes]:
     rng = random.Random(seed)
-    for _ in range(count):
-        yield presigner.batch(rng, member_ids, items)
+    for number in range(count):
+        yield presigner.batch(rng, member_ids, items, number)
 
 
 def write_request_files(requests: Iterator[bytes], base: Path, threads: int) -> list[int]:

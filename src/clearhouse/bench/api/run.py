@@ -10,6 +10,7 @@ import math
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
@@ -78,7 +79,7 @@ BATCH_MARGIN: Final = 20.0
 REQUESTS_MAX: Final = 200_000
 BATCH_ITEMS_MAX: Final = 400_000
 BATCH_SIZES: Final = (100, 1_000)
-BATCH_CONNECTIONS: Final = 8
+BATCH_CONNECTIONS: Final = 4
 
 
 async def run_api_bench(
@@ -144,6 +145,17 @@ async def run_api_bench(
             # The server has stopped: whatever it was still posting when a run ended is in.
             progress("checking the ledger's invariants")
             async with database.driver_connection() as connection:
+                for size, (began, ended) in runs.windows.items():
+                    recorded = await connection.fetchval(
+                        "SELECT count(*) FROM entries WHERE recorded_at >= $1 AND recorded_at < $2",
+                        began,
+                        ended,
+                    )
+                    runs.batches[size] = dataclasses.replace(
+                        runs.batches[size],
+                        recorded=int(recorded),
+                        recorded_window_s=(ended - began).total_seconds(),
+                    )
                 violations = await store.invariant_violations(connection)
                 in_database = int(await connection.fetchval("SELECT count(*) FROM entries"))
         finally:
@@ -206,6 +218,8 @@ class TimedRuns:
     batches: dict[int, WrkRun] = field(default_factory=dict)
     batch_available: bool = False
     cpu: dict[str, CpuUse] = field(default_factory=dict)
+    windows: dict[int, tuple[datetime, datetime]] = field(default_factory=dict)
+    """Each batch run's time on the ledger's clock, from wrk's start to its end."""
     posted: int = 0
     """Entries answered as accepted, warm-ups included."""
     unanswered_items: int = 0
@@ -240,7 +254,7 @@ class TimedRuns:
             f"calibrating: {CALIBRATION_REQUESTS:,} pre-signed requests, wrk at "
             f"{plan.connections} connections for up to {CALIBRATION_SECONDS} s"
         )
-        calibration, _ = await self._replay(
+        calibration, _, _ = await self._replay(
             "calibration",
             lambda count: singles(self.presigner, member_ids, count, "calibration"),
             CALIBRATION_REQUESTS,
@@ -261,7 +275,7 @@ class TimedRuns:
             )
 
         async def wrk_half(number: int) -> None:
-            run, use = await self._replay(
+            run, use, _ = await self._replay(
                 f"wrk-{number}",
                 lambda count: singles(self.presigner, member_ids, count, f"wrk-{number}"),
                 signed_for(half),
@@ -306,7 +320,7 @@ class TimedRuns:
         await python_half(2)
         await wrk_half(2)
 
-        self.wrk_latency, use = await self._replay(
+        self.wrk_latency, use, _ = await self._replay(
             "latency",
             lambda count: singles(self.presigner, member_ids, count, "latency"),
             signed_for(plan.seconds),
@@ -323,7 +337,7 @@ class TimedRuns:
         for size in plan.batch_sizes:
             items = min(BATCH_ITEMS_MAX, math.ceil(rate * plan.seconds * BATCH_MARGIN))
             count = max(2 * plan.batch_connections, math.ceil(items / size))
-            run, use = await self._replay(
+            run, use, window = await self._replay(
                 f"batch-{size}",
                 functools.partial(self._batches, member_ids, size),
                 count,
@@ -333,6 +347,7 @@ class TimedRuns:
                 items_per_request=size,
             )
             self.batches[size] = run
+            self.windows[size] = window
             self.cpu[f"batch_{size}"] = use
 
     def _batches(self, member_ids: Sequence[str], size: int, count: int) -> Iterator[bytes]:
@@ -349,9 +364,10 @@ class TimedRuns:
         retry: bool = True,
         progress: Callable[[str], None] = lambda _: None,
         items_per_request: int = 1,
-    ) -> tuple[WrkRun, CpuUse]:
+    ) -> tuple[WrkRun, CpuUse, tuple[datetime, datetime]]:
         """Sign ``count`` requests, then replay them with wrk; once more with twice as many if
-        a thread ran out before the time was up."""
+        a thread ran out before the time was up. The run, the CPU it took, and its time on the
+        ledger's clock."""
         assert self._script is not None
         base = self.folder / f"requests-{name}"
         for attempt in (1, 2):
@@ -360,6 +376,7 @@ class TimedRuns:
             progress(f"{name}: wrk at {connections} connections for {seconds} s")
             await checkpoint(self.server)
             before = await self.sample()
+            began = await self._ledger_now()
             run = await run_wrk(
                 self.wrk,
                 self.api.base_url,
@@ -368,6 +385,7 @@ class TimedRuns:
                 connections=connections,
                 seconds=seconds,
             )
+            ended = await self._ledger_now()
             use = (await self.sample()).since(before)
             self.posted += run.entries
             self.unanswered_items += run.unanswered * items_per_request
@@ -376,4 +394,10 @@ class TimedRuns:
             progress(f"{name}: the signed requests ran out; signing twice as many")
             count *= 2
         # wrk is the load generator here; this process only waited for it.
-        return run, dataclasses.replace(use, load_generator_s=use.load_generator_s + run.cpu_s)
+        use = dataclasses.replace(use, load_generator_s=use.load_generator_s + run.cpu_s)
+        return run, use, (began, ended)
+
+    async def _ledger_now(self) -> datetime:
+        async with self.database.driver_connection() as connection:
+            moment: datetime = await connection.fetchval("SELECT ledger_now()")
+        return moment

@@ -128,10 +128,30 @@ class WrkRun:
     connections: int = 0
     threads: int = 0
     halves: list[WrkRun] = field(default_factory=list)
+    recorded: int | None = None
+    """Entries the ledger recorded while wrk ran (by ``recorded_at``), answered or not: for
+    batches, whose answers come seconds apart, the throughput; None where not counted."""
+    recorded_window_s: float = 0.0
 
     @property
     def entries_per_s(self) -> float:
         return self.entries / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def posted(self) -> int:
+        """The entries the run posted: those recorded while it ran where counted, else those
+        answered."""
+        return self.entries if self.recorded is None else self.recorded
+
+    @property
+    def posted_per_s(self) -> float:
+        return self.entries_per_s if self.recorded is None else self.recorded_per_s
+
+    @property
+    def recorded_per_s(self) -> float:
+        if self.recorded is None or self.recorded_window_s <= 0:
+            return 0.0
+        return self.recorded / self.recorded_window_s
 
     @property
     def requests_per_s(self) -> float:
@@ -197,6 +217,12 @@ class WrkRun:
             "latency_ms": {k: round(v, 2) for k, v in self.latency_ms.items()},
             "wrk_cpu_s": round(self.cpu_s, 3),
         }
+        if self.recorded is not None:
+            data["recorded_while_running"] = {
+                "entries": self.recorded,
+                "window_s": round(self.recorded_window_s, 3),
+                "entries_per_s": round(self.recorded_per_s, 1),
+            }
         if self.halves:
             data["halves"] = [half.as_json() for half in self.halves]
         return data

@@ -221,6 +221,7 @@ def _report(*, batches: dict[int, WrkRun], in_database: int) -> ApiBenchReport:
         entries_unanswered_at_most=28,
         entries_in_database=in_database,
         invariant_violations=[],
+        load_average_1m=(9.5, 12.25),
     )
 
 
@@ -244,6 +245,8 @@ def test_the_report_holds_each_goal_to_its_bar_and_the_batches_to_the_single_rat
     assert data["python_client"]["accepted_per_s"] == 90.0  # type: ignore[index]
     assert data["ratios"]["python_client_over_api"] == pytest.approx(90 / 466.8, abs=1e-3)  # type: ignore[index]
     assert data["checks"]["hold"] is True  # type: ignore[index]
+    # How busy the shared machine was: read the figures with it.
+    assert data["load_average_1m"] == {"before_the_runs": 9.5, "after_the_runs": 12.25}
 
 
 def test_the_report_says_when_the_batch_endpoint_was_missing_and_when_counts_are_off() -> None:

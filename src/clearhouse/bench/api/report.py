@@ -77,6 +77,8 @@ class ApiBenchReport:
     entries_unanswered_at_most: int
     entries_in_database: int
     invariant_violations: list[str]
+    load_average_1m: tuple[float, float] = (0.0, 0.0)
+    """The machine's load average over a minute when the runs began and when they ended."""
 
     @property
     def accepted_per_s(self) -> float:
@@ -195,6 +197,10 @@ class ApiBenchReport:
             "benchmark": "clearhouse bench api",
             "timestamp": self.timestamp,
             "machine": self.machine,
+            "load_average_1m": {
+                "before_the_runs": round(self.load_average_1m[0], 2),
+                "after_the_runs": round(self.load_average_1m[1], 2),
+            },
             "load_generator_on_same_machine": True,
             "note": SAME_MACHINE_NOTE,
             "settings": {

@@ -7,6 +7,7 @@ import base64
 import dataclasses
 import functools
 import math
+import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -137,7 +138,9 @@ async def run_api_bench(
                         server, pgbench, api, clients, database, presigner, wrk, folder, plan
                     )
                     try:
+                        load_before = os.getloadavg()[0]
                         await runs.run(partner_ids, member_ids, progress)
+                        load_after = os.getloadavg()[0]
                     finally:
                         presigner.close()
                         for client in clients.values():
@@ -184,6 +187,7 @@ async def run_api_bench(
         entries_unanswered_at_most=runs.unanswered_items,
         entries_in_database=in_database,
         invariant_violations=violations,
+        load_average_1m=(load_before, load_after),
     )
 
 

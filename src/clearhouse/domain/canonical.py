@@ -4,6 +4,11 @@ Clearhouse's documents hold only ASCII keys, strings, integers, booleans, null, 
 objects (amounts are decimal strings), so JCS comes down to: keys sorted, no whitespace,
 strings escaped as JSON requires. msgspec's encoder with sorted keys writes exactly those bytes
 (a property test compares it with the reference package ``rfc8785`` on every shape we write).
+
+Closing a period encodes every entry of the month, so an entry is encoded from a Struct (its
+fields sorted by the encoder, as a dict's keys would be) rather than from a dict built anew each
+time, and a moment is written by ``isoformat`` rather than ``strftime``; property tests hold both
+byte for byte against the reference forms (a dict through ``rfc8785``, ``strftime``).
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ def canonical_json(document: Mapping[str, Any]) -> bytes:
 
 
 def utc_text(moment: datetime) -> str:
-    """RFC 3339 in UTC with microseconds and ``Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 in UTC with microseconds and ``Z``: ``strftime("%Y-%m-%dT%H:%M:%S.%fZ")``."""
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    if utc.year < 1000:  # strftime writes such a year without leading zeros, isoformat with
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"  # less "+00:00"
 
 
 OPERATOR_KINDS: Final = frozenset({"expiry", "adjustment"})
@@ -47,6 +55,40 @@ def evidence_of(kind: str, signature: str | None) -> str:
     if kind == "settlement":
         return "settlement"
     return "unsigned"
+
+
+class _CanonicalPosting(msgspec.Struct, kw_only=True):
+    account: str
+    asset: str
+    amount: int | str
+    """Points as an integer; money as its decimal string."""
+
+
+class _CanonicalEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An entry's canonical line; the encoder writes the fields sorted, and ``hold_id`` only
+    when there is one (the only field with a default)."""
+
+    entry_id: str
+    kind: str
+    partner_id: str | None
+    member_id: str | None
+    points: int
+    postings: list[_CanonicalPosting]
+    contract_version: int | None
+    occurred_at: str | None
+    recorded_at: str
+    reference: str | None
+    reversal_of: str | None
+    signature_input: str | None
+    signature: str | None
+    content_digest: str | None
+    signature_base: str | None
+    evidence: str
+    hold_id: str | None = None
+
+
+def _posting_order(posting: tuple[str, str, int | Decimal]) -> tuple[str, str]:
+    return posting[0], posting[1]
 
 
 def canonical_entry(
@@ -76,31 +118,31 @@ def canonical_entry(
     A capture's redeem names its hold (``hold_id``, on captures only): its request went to
     ``/v1/holds/{hold_id}/capture``.
     """
-    line: dict[str, object] = {
-        "entry_id": str(entry_id),
-        "kind": kind,
-        "partner_id": partner_id,
-        "member_id": member_id,
-        "points": points,
-        "postings": [
-            {
-                "account": account,
-                "asset": asset,
-                "amount": int(amount) if asset == "PTS" else str(amount),
-            }
-            for account, asset, amount in sorted(postings, key=lambda p: (p[0], p[1]))
-        ],
-        "contract_version": contract_version,
-        "occurred_at": None if occurred_at is None else utc_text(occurred_at),
-        "recorded_at": utc_text(recorded_at),
-        "reference": reference,
-        "reversal_of": None if reversal_of is None else str(reversal_of),
-        "signature_input": signature_input,
-        "signature": signature,
-        "content_digest": content_digest,
-        "signature_base": signature_base,
-        "evidence": evidence_of(kind, signature),
-    }
-    if hold_id is not None:
-        line["hold_id"] = str(hold_id)
-    return canonical_json(line)
+    return _encoder.encode(
+        _CanonicalEntry(
+            entry_id=str(entry_id),
+            kind=kind,
+            partner_id=partner_id,
+            member_id=member_id,
+            points=points,
+            postings=[
+                _CanonicalPosting(
+                    account=account,
+                    asset=asset,
+                    amount=int(amount) if asset == "PTS" else str(amount),
+                )
+                for account, asset, amount in sorted(postings, key=_posting_order)
+            ],
+            contract_version=contract_version,
+            occurred_at=None if occurred_at is None else utc_text(occurred_at),
+            recorded_at=utc_text(recorded_at),
+            reference=reference,
+            reversal_of=None if reversal_of is None else str(reversal_of),
+            signature_input=signature_input,
+            signature=signature,
+            content_digest=content_digest,
+            signature_base=signature_base,
+            evidence=evidence_of(kind, signature),
+            hold_id=None if hold_id is None else str(hold_id),
+        )
+    )

@@ -3,6 +3,7 @@ statements as stored. Set-based: one statement per figure, never a query per ent
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,9 @@ from clearhouse.domain.records import SealedPeriod, StatementEntry
 
 PERIOD_LOCK_CLASS = 1128812
 """The advisory lock class of periods (``period_lock_class()`` in the migrations)."""
-FETCH_BATCH = 5000
+FETCH_BATCH = 500
+"""Rows of a period's stream asked for at once: about what the socket's buffers hold, so that
+PostgreSQL writes the next batch while this process works through the last one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,15 +126,32 @@ async def mark_settled(connection: asyncpg.Connection, period: str) -> None:
     )
 
 
+async def _streamed(
+    connection: asyncpg.Connection, query: str, *args: object
+) -> AsyncIterator[asyncpg.Record]:
+    """The rows of ``query`` through a server-side cursor (the caller holds a transaction), so
+    memory stays flat however many rows there are; the next batch is asked for before this
+    one is handed on, so PostgreSQL reads it while the caller works."""
+    cursor = await connection.cursor(query, *args)
+    pending = asyncio.ensure_future(cursor.fetch(FETCH_BATCH))
+    try:
+        while rows := await pending:
+            pending = asyncio.ensure_future(cursor.fetch(FETCH_BATCH))
+            await asyncio.sleep(0)  # the request goes out before the rows are worked through
+            for row in rows:
+                yield row
+    finally:
+        if not pending.done():  # the caller stopped early: the connection finishes the fetch
+            await asyncio.wait([pending])
+
+
 async def canonical_entries(
     connection: asyncpg.Connection, start: datetime, end: datetime
 ) -> AsyncIterator[bytes]:
-    """The period's entries as canonical JSON, in ``(recorded_at, entry_id)`` order.
-
-    Streams through a server-side cursor (the caller holds a transaction), so memory stays
-    flat however many entries the period has.
-    """
-    cursor = connection.cursor(
+    """The period's entries as canonical JSON, in ``(recorded_at, entry_id)`` order, streamed
+    (``_streamed``)."""
+    rows = _streamed(
+        connection,
         """
         SELECT e.entry_id, e.kind, e.partner_id, e.member_id, e.points, e.contract_version,
                e.occurred_at, e.recorded_at, e.reference, e.reversal_of, e.signature_input,
@@ -144,16 +164,15 @@ async def canonical_entries(
         """,
         start,
         end,
-        prefetch=FETCH_BATCH,
     )
-    async for row in cursor:
+    async for row in rows:
         yield canonical_entry(
             entry_id=row["entry_id"],
             kind=row["kind"],
             partner_id=row["partner_id"],
             member_id=row["member_id"],
             points=row["points"],
-            postings=[(a, s, int(m) if s == "PTS" else m) for a, s, m in row["postings"]],
+            postings=row["postings"],
             contract_version=row["contract_version"],
             occurred_at=row["occurred_at"],
             recorded_at=row["recorded_at"],
@@ -447,11 +466,12 @@ async def statement_sequence(connection: asyncpg.Connection, party: str) -> int:
 async def statement_entries(
     connection: asyncpg.Connection, start: datetime, end: datetime, partner_id: str | None
 ) -> AsyncIterator[StatementEntry]:
-    """The period's entries (one partner's, or all) in root order, streamed by a cursor."""
-    cursor = connection.cursor(
+    """The period's entries (one partner's, or all) in root order, streamed (``_streamed``)."""
+    rows = _streamed(
+        connection,
         """
-        SELECT entry_id, recorded_at, occurred_at, kind, partner_id, member_id, points,
-               contract_version, reference, reversal_of
+        SELECT entry_id::text, recorded_at, occurred_at, kind, partner_id, member_id, points,
+               contract_version, reference, reversal_of::text
           FROM entries
          WHERE recorded_at >= $1 AND recorded_at < $2
            AND ($3::text IS NULL OR partner_id = $3)
@@ -460,11 +480,11 @@ async def statement_entries(
         start,
         end,
         partner_id,
-        prefetch=FETCH_BATCH,
     )
-    async for r in cursor:
+    async for r in rows:
+        # The ids as PostgreSQL writes a uuid: lowercase and hyphenated, as str(UUID) does.
         yield StatementEntry(
-            str(r["entry_id"]),
+            r["entry_id"],
             r["recorded_at"],
             r["occurred_at"],
             r["kind"],
@@ -473,5 +493,5 @@ async def statement_entries(
             int(r["points"]),
             r["contract_version"],
             r["reference"],
-            None if r["reversal_of"] is None else str(r["reversal_of"]),
+            r["reversal_of"],
         )

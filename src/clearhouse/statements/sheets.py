@@ -8,7 +8,9 @@ text cell (``spreadsheet_text``), never a formula; a moment is a naive UTC date;
 the column's number format, or none when the column has none; ``None`` is an empty cell.
 
 Sheets are write-only (openpyxl): a row is written out as it is appended, so ``Sheet.row``
-reuses one styled cell per column and kind instead of a new one per value.
+reuses one styled cell per column and kind instead of a new one per value (``_ColumnCell``: a
+cell that also spares openpyxl's per-value work on it; a property test holds the rows it writes
+byte for byte against a new cell per value).
 
 Every sheet prints the same way, set where it is made (``Sheet.__init__``): on A4 in its
 orientation, one page wide and as many pages tall as it needs, each page headed with the
@@ -36,7 +38,7 @@ from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-from clearhouse.statements.spreadsheet_text import put_text, quote_prefixed_cell, text_cell
+from clearhouse.statements.spreadsheet_text import put_text, text_cell
 
 MONEY_FORMAT: Final = "#,##0.00_);(#,##0.00)"
 """Money as accountants read it: two decimals, a negative amount in brackets, (12.00), not
@@ -125,6 +127,8 @@ def naive_utc(moment: datetime) -> datetime:
     """Excel has no time zones: the moment in UTC, without its zone (naive means UTC)."""
     if moment.tzinfo is None:
         return moment
+    if moment.tzinfo is UTC:  # as the database hands moments over
+        return moment.replace(tzinfo=None)
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
@@ -138,6 +142,32 @@ def local_moment(text: str, zone: ZoneInfo) -> datetime:
     ``zone``): beside the UTC time, the one its people read."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment.astimezone(zone).replace(tzinfo=None)
+
+
+class _ColumnCell(Cell):  # type: ignore[misc]  # openpyxl has no types
+    """The one cell of a table column (``Sheet.row``), written again for every row.
+
+    openpyxl would redo two things per value for it: look its style up among the workbook's
+    (hashing it), and format its repr, since a write-only sheet tries every appended cell as a
+    plain value first and catches the error that says which cell it was. The style of a column's
+    cell is set before its first row and never after, so its index is looked up once; its repr
+    is short. What is written is the same (a property test holds it against a new cell per
+    value)."""
+
+    __slots__ = ("_style_index",)
+
+    def __init__(self, sheet: WriteOnlyWorksheet) -> None:
+        super().__init__(sheet, row=1, column=1)
+        self._style_index: int | None = None
+
+    @property
+    def style_id(self) -> int:
+        if self._style_index is None:
+            self._style_index = int(super().style_id)
+        return self._style_index
+
+    def __repr__(self) -> str:
+        return "<column cell>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,12 +456,12 @@ class Sheet:
         key = (column, number_format)
         cell = self._reused_cells.get(key)
         if cell is None:
+            cell = _ColumnCell(self.sheet)
             if number_format is None:
-                cell = quote_prefixed_cell(self.sheet)
+                cell.quotePrefix = True  # as quote_prefixed_cell
                 if indent:
                     cell.alignment = Alignment(indent=indent)
             else:
-                cell = WriteOnlyCell(self.sheet)
                 cell.number_format = number_format
             self._reused_cells[key] = cell
         return cell

@@ -54,7 +54,8 @@ def put_text(cell: Cell, text: str) -> Cell:
     """``text`` into ``cell`` as a string, never a formula; characters XML cannot hold (control
     characters) become U+FFFD."""
     text = text[:EXCEL_MAX_TEXT]
-    if ILLEGAL_CHARACTERS_RE.search(text) is not None:
+    # A printable text holds none of them; only the others are searched (most are printable).
+    if not text.isprintable() and ILLEGAL_CHARACTERS_RE.search(text) is not None:
         text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
     # Set as openpyxl's value setter would for a string, without its type inference: that
     # would take a leading "=" for a formula, and it is a good part of an Entries row's time.

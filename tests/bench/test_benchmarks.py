@@ -61,7 +61,13 @@ def test_clearing_bench_settles_a_tiny_month_through_the_product_and_reports_eve
 ) -> None:
     report = asyncio.run(
         run_clearing_bench(
-            _settings(), entries=300, members=30, partners=2, repeats=1, traced_pass=True
+            _settings(),
+            entries=300,
+            members=30,
+            partners=2,
+            repeats=1,
+            traced_pass=True,
+            larger=(450,),
         )
     )
     data = _written(write_clearing_report, report, tmp_path, "bench-clearing.json")
@@ -94,7 +100,14 @@ def test_clearing_bench_settles_a_tiny_month_through_the_product_and_reports_eve
     assert len(steps["netting"]["runs_seconds"]) == 1
     goals = data["goals"]
     assert isinstance(goals, dict)
-    assert set(goals) == {"netting_over_group_by", "workbooks_over_bare_writer", "peak_rss_mib"}
+    assert set(goals) == {
+        "netting_over_group_by",
+        "workbooks_over_bare_writer",
+        "peak_rss_mib",
+        "close_entries_per_s",
+        "peak_rss_mib_at_largest",
+        "peak_growth",
+    }
     for name, goal in goals.items():
         _positive(goal["value"], f"goals.{name}.value")
         assert isinstance(goal["met"], bool)
@@ -106,7 +119,14 @@ def test_clearing_bench_settles_a_tiny_month_through_the_product_and_reports_eve
     assert [w["party"] for w in data["workbooks"]] == [w["party"] for w in data["bare_workbooks"]]
     assert all(w["rows"] > 0 and w["bytes"] > 0 for w in data["workbooks"])
     assert data["checks"] == {"invariant_violations_after_load": []}
+    (further,) = data["at_further_entry_counts"]
+    assert further["entries"] == 450
+    assert set(further["steps"]) == {"close", "settle", "netting", "group_by", "workbooks"}
+    assert [w["party"] for w in further["workbooks"]] == ["coalition"]
+    assert further["workbooks"][0]["rows"] == 450
+    _positive(further["process_peak_rss_mib"], "at_further_entry_counts.process_peak_rss_mib")
     assert "ledger invariants after the load: all hold" in render_clearing(report)
+    assert "at 450 entries" in render_clearing(report)
 
 
 def test_expiry_bench_expires_tiny_lots_through_the_product_beside_the_raw_statement(

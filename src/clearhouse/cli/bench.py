@@ -149,9 +149,12 @@ def bench_api(
 @click.option(
     "--entries",
     type=click.IntRange(1, 100_000_000),
-    default=1_000_000,
+    multiple=True,
+    default=(1_000_000, 3_000_000),
     show_default=True,
-    help="Entries of the month, loaded in bulk.",
+    help="Entries of the month, loaded in bulk; given again, a further month of that many (the "
+    "smallest runs in full, each other count for its close, netting, coalition workbook and "
+    "memory).",
 )
 @click.option("--members", type=click.IntRange(1, 10_000_000), default=100_000, show_default=True)
 @click.option("--partners", type=click.IntRange(1, 1000), default=5, show_default=True)
@@ -179,7 +182,7 @@ def bench_api(
     help="Where the figures go, as JSON.",
 )
 def bench_clearing(
-    entries: int, members: int, partners: int, repeats: int, traced_pass: bool, out: str
+    entries: tuple[int, ...], members: int, partners: int, repeats: int, traced_pass: bool, out: str
 ) -> None:
     """Close, settle and write the workbooks of a month loaded in bulk, beside a raw GROUP BY
     and a bare openpyxl writer; seconds, rows/s, peak memory and the ratios.
@@ -187,7 +190,7 @@ def bench_clearing(
     Works in databases of its own (clearhouse_bench_clearing, and a copy for the traced pass),
     dropped at the end.
 
-    Example: clearhouse bench clearing --entries 100000 --members 10000
+    Example: clearhouse bench clearing --entries 100000 --entries 300000 --members 10000
     """
     from clearhouse.bench.clearing import render, run_clearing_bench, write_report
     from clearhouse.bench.servers import BenchError
@@ -201,12 +204,14 @@ def bench_clearing(
         report = run_coroutine(
             run_clearing_bench(
                 settings,
-                entries=entries,
+                entries=min(entries),
+                larger=sorted(set(entries))[1:],
                 members=members,
                 partners=partners,
                 repeats=repeats,
                 traced_pass=traced_pass,
                 progress=progress,
+                finished=lambda so_far: write_report(so_far, Path(out)),
             )
         )
     except BenchError as exc:

@@ -16,7 +16,7 @@ In one run, on one server, in a database of its own (``clearhouse_bench_clearing
    ``Clearing.settle`` (netting, the settlement entries, the signed statements), and
    ``Clearing.write_workbook`` for every statement (each partner's and the coalition's) into a
    temporary folder, each timed on its own. Beside them, on the same server and in the same
-   process: the netting's aggregate part alone (``Clearing.net``: ``partner_aggregates``,
+   process: the netting's aggregate part alone (``Clearing.net``: ``period_aggregates``,
    ``points_roll_forward``, the pure netting and checks, the code ``settle`` runs before it
    writes) alternating with the raw SQL ``GROUP BY`` a person would write over the same
    postings (per partner and kind, the points of the period), medians of ``--repeats`` runs
@@ -24,7 +24,12 @@ In one run, on one server, in a database of its own (``clearhouse_bench_clearing
    same ten columns (plain values of the same kinds and lengths, no formats, no cell objects)
    into a workbook of its own. Alternating the figures that are compared lets a drift of a
    shared machine bear on both alike.
-3. **Traced pass** (unless ``--no-tracemalloc``): close, settle and the workbooks again, on a
+3. **Further entry counts** (``--entries`` given again, 1,000,000 and 3,000,000 by default):
+   each in a month of its own, loaded the same way, then close, settle, the netting beside the
+   GROUP BY and the coalition's workbook (every entry; no partners' workbooks, no bare writer),
+   for their rates and the memory: memory is flat when the largest count's peak is not much
+   above the first's. The report is written after the timed pass and after each count.
+4. **Traced pass** (unless ``--no-tracemalloc``): close, settle and the workbooks again, on a
    byte-identical copy of the loaded database made before the timed pass, each step under
    ``tracemalloc``, for the peak of the Python heap. tracemalloc slows the workbooks down about
    seven times, so this pass gives the heap figures only and the timed pass the seconds; the

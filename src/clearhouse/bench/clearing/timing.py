@@ -5,7 +5,7 @@ pass on a copy of the database."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -18,6 +18,7 @@ from clearhouse.bench.clearing.loading import (
     PERIOD,
     TRACED_DATABASE,
     ZONE,
+    LoadFigures,
     prepare,
 )
 from clearhouse.bench.clearing.measuring import (
@@ -29,7 +30,7 @@ from clearhouse.bench.clearing.measuring import (
     memory_total_mib,
 )
 from clearhouse.bench.clearing.references import WorkbookFile, bare_workbook, raw_group_by
-from clearhouse.bench.clearing.report import ClearingBenchReport, Step
+from clearhouse.bench.clearing.report import ClearingBenchReport, ScaleRun, Step
 from clearhouse.bench.report import machine_facts, timestamp
 from clearhouse.bench.servers import (
     BenchError,
@@ -77,9 +78,12 @@ async def run_pass(
     traced: bool,
     repeats: int,
     progress: Callable[[str], None],
+    every_workbook: bool = True,
 ) -> PassFigures:
     """Close, settle, the netting and the GROUP BY alternately, the workbooks, the bare writer;
-    traced: close, settle and the workbooks only, each under tracemalloc."""
+    traced: close, settle and the workbooks only, each under tracemalloc. Not
+    ``every_workbook`` (a further entry count, for its memory): the coalition's workbook only,
+    the largest, without the bare writer."""
     figures = PassFigures()
     clearing = Clearing(
         database,
@@ -131,11 +135,13 @@ async def run_pass(
         figures.runs["group_by"] = [m.seconds for m in group_by]
 
     counts = await _rows_per_party(database, closed, settlement)
+    if not every_workbook:
+        counts = [(party, count) for party, count in counts if party == COALITION_PARTY]
     # Each workbook, then (timed pass) the bare writer's of as many rows, party by party: the
     # two figures are taken side by side, so a drift of a shared machine bears on both alike.
     progress(
         f"{len(counts)} workbooks through Clearing.write_workbook ({how})"
-        + ("" if traced else ", each followed by the bare openpyxl writer's of as many rows")
+        + ("" if traced or not every_workbook else ", each followed by the bare writer's")
     )
     real: list[Measured] = []
     bare: list[Measured] = []
@@ -148,7 +154,7 @@ async def run_pass(
             real.append(run)
             figures.workbooks.append(WorkbookFile(party, count, path.stat().st_size))
             path.unlink()
-            if traced:
+            if traced or not every_workbook:
                 continue
             path = Path(folder) / f"{party}-bare.xlsx"
             async with measuring(database, traced) as run:
@@ -181,6 +187,38 @@ async def _rows_per_party(
     ]
 
 
+async def _scale_run(
+    server: Server,
+    *,
+    entries: int,
+    members: int,
+    partners: int,
+    repeats: int,
+    progress: Callable[[str], None],
+) -> ScaleRun:
+    """A further entry count in a database of its own: loaded, then close, settle, the netting
+    beside the GROUP BY and the coalition's workbook, for their rates and the memory."""
+    progress(f"{entries:,} entries: creating {BENCH_DATABASE} again")
+    await recreate_database(server, BENCH_DATABASE)
+    database = Database.for_url(server.sqlalchemy_url(BENCH_DATABASE), pool_size=2)
+    try:
+        load = await prepare(
+            database, entries=entries, members=members, partners=partners, progress=progress
+        )
+        figures = await run_pass(
+            database,
+            server,
+            traced=False,
+            repeats=repeats,
+            progress=progress,
+            every_workbook=False,
+        )
+    finally:
+        await database.dispose()
+        await drop_database(server, BENCH_DATABASE)
+    return ScaleRun(entries, load, figures.steps, figures.workbooks, maxrss_bytes())
+
+
 async def run_clearing_bench(
     settings: Settings,
     *,
@@ -189,13 +227,18 @@ async def run_clearing_bench(
     partners: int,
     repeats: int = 3,
     traced_pass: bool = True,
+    larger: Sequence[int] = (),
     progress: Callable[[str], None] = lambda _: None,
+    finished: Callable[[ClearingBenchReport], None] = lambda _: None,
 ) -> ClearingBenchReport:
-    """Load a month, run the timed pass and (unless told not to) the traced pass; drop it all."""
+    """Load a month, run the timed pass, then each ``larger`` entry count in a month of its own
+    (``_scale_run``), then (unless told not to) the traced pass; drop it all. ``finished`` is
+    given the report as it stands after the timed pass and after each further count."""
     server = Server.from_settings(settings)
     facts = await server_facts(server)
     load_at_start = load_average()
     traced: PassFigures | None = None
+    scale: list[ScaleRun] = []
     try:
         progress(f"creating {BENCH_DATABASE} on {server.describe()}")
         await recreate_database(server, BENCH_DATABASE)
@@ -220,6 +263,35 @@ async def run_clearing_bench(
         process_peak = maxrss_bytes()
         await drop_database(server, BENCH_DATABASE)
 
+        def report_now() -> ClearingBenchReport:
+            return _report(
+                server,
+                facts,
+                load_at_start,
+                entries,
+                members,
+                partners,
+                load,
+                timed,
+                traced,
+                process_peak,
+                scale,
+            )
+
+        finished(report_now())
+        for count in larger:
+            scale.append(
+                await _scale_run(
+                    server,
+                    entries=count,
+                    members=members,
+                    partners=partners,
+                    repeats=repeats,
+                    progress=progress,
+                )
+            )
+            finished(report_now())
+
         if traced_pass:
             database = Database.for_url(server.sqlalchemy_url(TRACED_DATABASE), pool_size=2)
             try:
@@ -230,7 +302,22 @@ async def run_clearing_bench(
         progress(f"dropping {BENCH_DATABASE} and {TRACED_DATABASE}")
         await drop_database(server, BENCH_DATABASE)
         await drop_database(server, TRACED_DATABASE)
+    return report_now()
 
+
+def _report(
+    server: Server,
+    facts: dict[str, object],
+    load_at_start: list[float],
+    entries: int,
+    members: int,
+    partners: int,
+    load: LoadFigures,
+    timed: PassFigures,
+    traced: PassFigures | None,
+    process_peak: int,
+    scale: list[ScaleRun],
+) -> ClearingBenchReport:
     total_rows = sum(w.rows for w in timed.workbooks)
     specs: list[tuple[str, str, int, str]] = [
         ("close", "close (ledger root)", entries, "canonical entries hashed"),
@@ -271,4 +358,5 @@ async def run_clearing_bench(
         settlement=timed.settlement,
         traced_pass=traced is not None,
         process_peak_rss=process_peak,
+        scale=list(scale),
     )

@@ -22,6 +22,7 @@ from clearhouse.bench.api.presigned import (
     write_request_files,
 )
 from clearhouse.bench.api.report import ApiBenchPlan, ApiBenchReport, render
+from clearhouse.bench.api.run import check_freshness
 from clearhouse.bench.api.traffic import ApiRun
 from clearhouse.bench.api.wrk import MARKER, SCRIPT, WrkRun, parse_wrk_output, wrk_arguments
 from clearhouse.bench.cpu import CpuUse
@@ -258,3 +259,11 @@ def test_the_report_says_when_the_batch_endpoint_was_missing_and_when_counts_are
     assert not any(name.startswith("batch_") for name in data["goals"])  # type: ignore[union-attr]
     assert data["checks"]["hold"] is False  # type: ignore[index]  # one more than could be
     assert "ENTRY COUNT OUT OF BOUNDS" in render(report)
+
+
+def test_a_run_whose_first_signatures_would_be_stale_when_sent_is_refused_before_it_starts() -> (
+    None
+):
+    check_freshness(signing_s=20.0, seconds=60, window_s=300)  # well within the window
+    with pytest.raises(BenchError, match="older than the server's signature window"):
+        check_freshness(signing_s=200.0, seconds=90, window_s=300)

@@ -9,6 +9,7 @@ import functools
 import math
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -81,6 +82,8 @@ REQUESTS_MAX: Final = 200_000
 BATCH_ITEMS_MAX: Final = 400_000
 BATCH_SIZES: Final = (100, 1_000)
 BATCH_CONNECTIONS: Final = 4
+FRESHNESS_MARGIN_S: Final = 30
+"""Room for wrk's start and a server's clock a little ahead of ours."""
 
 
 async def run_api_bench(
@@ -189,6 +192,17 @@ async def run_api_bench(
         invariant_violations=violations,
         load_average_1m=(load_before, load_after),
     )
+
+
+def check_freshness(signing_s: float, seconds: int, window_s: int) -> None:
+    """The first request signed must still be fresh when the run's last one goes out: the
+    server refuses a ``created`` older than its signature window (``stale_signature``)."""
+    if signing_s + seconds + FRESHNESS_MARGIN_S > window_s:
+        raise BenchError(
+            f"signing took {signing_s:.0f} s and the run takes {seconds} s: the first requests "
+            f"would be older than the server's signature window ({window_s} s) when sent; "
+            "run shorter (--seconds)"
+        )
 
 
 async def batch_endpoint_served(base_url: str) -> bool:
@@ -376,7 +390,9 @@ class TimedRuns:
         base = self.folder / f"requests-{name}"
         for attempt in (1, 2):
             progress(f"{name}: signing {count:,} requests")
+            signing_began = time.monotonic()
             write_request_files(requests(count), base, wrk_threads(connections))
+            check_freshness(time.monotonic() - signing_began, seconds, self.window_s)
             progress(f"{name}: wrk at {connections} connections for {seconds} s")
             await checkpoint(self.server)
             before = await self.sample()
@@ -400,6 +416,12 @@ class TimedRuns:
         # wrk is the load generator here; this process only waited for it.
         use = dataclasses.replace(use, load_generator_s=use.load_generator_s + run.cpu_s)
         return run, use, (began, ended)
+
+    @property
+    def window_s(self) -> int:
+        window = self.api.description["signature_window_s"]
+        assert isinstance(window, int)
+        return window
 
     async def _ledger_now(self) -> datetime:
         async with self.database.driver_connection() as connection:

@@ -2,8 +2,10 @@
 
 Signing and verifying a message is the partner client's own code
 (``clearhouse_client.http_signatures``, over the PyPI package ``http-message-signatures``): the
-server verifies partners and signs its receipts with exactly the implementation partners sign
-with, and re-exports it here. What only the server needs is this module's: the
+server verifies partners and signs its receipts with the implementation partners sign with, and
+re-exports it here. For the shapes partners send and for receipts, the signature base is
+written by ``clearhouse.crypto.signature_base`` instead, which a property test holds byte-equal
+to the package's. What only the server needs is this module's: the
 ``Content-Digest`` of a body, one label cut out of several signatures, the signature base of a
 verified signature, and the check of the partner signature an entry keeps. The policy of which
 components a partner must cover, the freshness window and the nonce store live in

@@ -19,13 +19,16 @@
    refuses the whole request (``replayed_request``).
 
 The verified partner goes to ``scope["state"]["partner"]``; the response is then signed with the
-coalition's key over ``@status``, ``content-digest`` and the request's signature.
+coalition's key over ``@status``, ``content-digest`` and the request's signature. The signature
+bases of both are written by ``crypto.signature_base`` where the request's shape allows, and
+otherwise built by ``http-message-signatures``, whose bases they equal byte for byte.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,18 +48,18 @@ from litestar.types import (
 )
 
 from clearhouse.crypto.ed25519 import CoalitionKey
+from clearhouse.crypto.ed25519 import verify as ed25519_verify
 from clearhouse.crypto.http_signatures import (
     HeaderFields,
     InvalidSignature,
     RequestMessage,
-    ResponseMessage,
     content_digest,
     only_label,
     parse_dictionary,
-    sign_message,
     signature_base_of,
     verify_signature,
 )
+from clearhouse.crypto.signature_base import request_signature_base, sign_receipt
 from clearhouse.domain.errors import ClearhouseError, InvalidRequest
 from clearhouse.services import access
 from clearhouse.services.database import Database
@@ -133,7 +136,7 @@ def _reject_repeated_and_unsafe(fields: Iterable[tuple[str, str]]) -> None:
             if lower in seen:
                 raise InvalidRequest(f"the {name} field appears more than once", field=name)
             seen.add(lower)
-            if any(not " " <= ch <= "~" for ch in value):
+            if not (value.isascii() and value.isprintable()):  # " " to "~" only
                 raise InvalidRequest(
                     f"the {name} field holds non-ASCII or control characters", field=name
                 )
@@ -288,7 +291,9 @@ class SignatureVerifier:
         if body or '"content-digest"' in covered:
             _check_digest(digest_header, body)
         single = HeaderFields(only_label(fields, label, members))
-        message, signature_base = self._verified_message(scope, single, key_id, key.public_key)
+        message, signature_base = self._verified_message(
+            scope, single, key_id, key.public_key, (components, params), signature_value
+        )
         return (
             VerifiedPartner(
                 partner_id=key.partner_id,
@@ -306,19 +311,34 @@ class SignatureVerifier:
         )
 
     def _verified_message(
-        self, scope: Scope, single: HeaderFields, key_id: str, public_key: bytes
+        self,
+        scope: Scope,
+        single: HeaderFields,
+        key_id: str,
+        public_key: bytes,
+        signature_input: tuple[list[Any], dict[str, Any]],
+        signature_value: bytes,
     ) -> tuple[RequestMessage, str]:
         """The request as signed, once its one signature verifies.
 
         ``@target-uri`` is the request's as sent (RFC 9421 section 2.2.2), but ASGI keeps no
         trace of an empty query: ``/issue?`` and ``/issue`` both arrive with no query string.
         So a request without a query verifies over either spelling; both name one resource.
+
+        The signature base is written by ``crypto.signature_base`` for the shapes partners
+        send, and built by ``http-message-signatures`` for any other.
         """
         method = str(scope.get("method", "GET"))
         uri = self.target_uri(scope)
         spellings = [uri, uri + "?"] if not scope.get("query_string") else [uri]
+        components, params = signature_input
         for spelling in spellings:
             message = RequestMessage(method, spelling, single)
+            base = request_signature_base(method, spelling, single.fields, components, params)
+            if base is not None:
+                if ed25519_verify(public_key, signature_value, base.encode()):
+                    return message, base
+                continue
             try:
                 covered = verify_signature(message, key_id, public_key, skew=self.window)
             except InvalidSignature:
@@ -392,23 +412,21 @@ class PartnerSignatureMiddleware(ASGIMiddleware):
         partner: VerifiedPartner,
         coalition_key: CoalitionKey,
     ) -> HTTPResponseStartEvent:
-        fields = HeaderFields(
-            (n.decode("latin-1"), v.decode("latin-1")) for n, v in start.get("headers", [])
-        )
-        del fields["content-digest"]
-        response = ResponseMessage(int(start["status"]), fields, partner.request)
-        sign_message(
-            response,
+        status = int(start["status"])
+        fields = sign_receipt(
+            ((n.decode("latin-1"), v.decode("latin-1")) for n, v in start.get("headers", [])),
+            status=status,
+            body=body,
+            request_label=partner.label,
+            # The one member of the request's Signature as verified: "<label>=" cut off.
+            request_signature=partner.signature[len(partner.label) + 1 :],
             key_id=coalition_key.key_id,
             private_key=coalition_key.private_key,
-            covered=("@status", "content-digest", f'"signature";req;key="{partner.label}"'),
+            created=int(time.time()),
             label=RECEIPT_LABEL,
-            body=body,
         )
-        headers = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in fields.items()]
-        return HTTPResponseStartEvent(
-            type="http.response.start", status=int(start["status"]), headers=headers
-        )
+        headers = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in fields]
+        return HTTPResponseStartEvent(type="http.response.start", status=status, headers=headers)
 
 
 def content_digest_of(body: bytes) -> str:

@@ -176,15 +176,24 @@ def test_ledger_bench_posts_for_a_second_per_shape_and_reports_the_ratios(tmp_pa
     assert (data["workers"], data["seconds"]) == (4, 1)
     rates = data["entries_per_s"]
     assert isinstance(rates, dict)
-    assert set(rates) == {"spread", "one_partner", "bare"}
+    assert set(rates) == {"spread", "one_partner", "service_async", "bare", "bare_statement"}
     for name, value in rates.items():
         _positive(value, f"entries_per_s.{name}")
     _positive(data["pgbench_tps"], "pgbench_tps")
     ratios = data["ratios"]
     assert isinstance(ratios, dict)
-    assert set(ratios) == {"one_partner_over_spread", "spread_over_pgbench", "service_over_bare"}
+    assert set(ratios) == {
+        "one_partner_over_spread",
+        "spread_over_pgbench",
+        "service_over_bare_statement",
+        "service_over_bare",
+    }
     for name, entry in ratios.items():
         _positive(entry["value"], f"ratios.{name}.value")
+    for name, value in data["figures"].items():
+        _positive(value, f"figures.{name}")
+    assert data["service_async"]["synchronous_commit"] == "off"
+    _positive(data["service_async"]["loss_window_ms"], "service_async.loss_window_ms")
     lot_cost = data["lot_cost"]
     assert isinstance(lot_cost, dict)
     assert set(lot_cost["entries_per_s"]) == {"one_lot", "twenty_lots"}

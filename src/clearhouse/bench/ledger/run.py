@@ -4,9 +4,10 @@ halves around pgbench, the invariants checked, everything dropped."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
+from sqlalchemy.engine import make_url
 
 from clearhouse.bench.ledger.coalition import (
     BENCH_DATABASE,
@@ -20,8 +21,9 @@ from clearhouse.bench.ledger.coalition import (
     prepare_lot_members,
 )
 from clearhouse.bench.ledger.driving import Post, Throughput, drive, drive_each
+from clearhouse.bench.ledger.limit import bare_entries, bare_statement_post, prepare_bare_tables
 from clearhouse.bench.ledger.posting import bare_post, bare_redeem, service_post
-from clearhouse.bench.ledger.report import LABELS, LedgerBenchReport
+from clearhouse.bench.ledger.report import LABELS, AsyncCommit, LedgerBenchReport
 from clearhouse.bench.report import (
     machine_facts,
     timestamp,
@@ -29,6 +31,7 @@ from clearhouse.bench.report import (
 from clearhouse.bench.servers import (
     PGBENCH_DATABASE,
     PGBENCH_SCALE,
+    BenchError,
     Server,
     checkpoint,
     drop_database,
@@ -41,6 +44,10 @@ from clearhouse.bench.servers import (
 from clearhouse.config import Settings
 from clearhouse.services.database import Database
 from clearhouse.storage import ledger as store
+
+ASYNC_COMMIT: Final = {"synchronous_commit": "off"}
+"""The service's figure with commits that do not wait for the WAL flush: set on that run's own
+connections only (their URL's options); every other run and the product keep the default."""
 
 
 async def _lot_runs(
@@ -62,6 +69,20 @@ async def _lot_runs(
         await checkpoint(server)
         runs[shape].append(await drive_each(post, f"{shape}-{len(runs[shape])}", members, workers))
     return {shape: Throughput.total(parts) for shape, parts in runs.items()}
+
+
+async def _async_commit(database: Database) -> AsyncCommit:
+    """The async run's connections as the server sees them, and the window it may lose."""
+    async with database.driver_connection() as connection:
+        setting = str(await connection.fetchval("SHOW synchronous_commit"))
+        delay_ms = int(
+            await connection.fetchval(
+                "SELECT setting::integer FROM pg_settings WHERE name = 'wal_writer_delay'"
+            )
+        )
+    if setting != ASYNC_COMMIT["synchronous_commit"]:
+        raise BenchError(f"the async run's connections have synchronous_commit={setting}")
+    return AsyncCommit(setting, delay_ms)
 
 
 def _halves(member_ids: list[str]) -> tuple[list[str], list[str]]:
@@ -90,25 +111,39 @@ async def run_ledger_bench(
         partner_ids, member_ids = bench_ids()
         posted = 0
 
-        database = Database.for_url(server.sqlalchemy_url(BENCH_DATABASE), pool_size=workers)
+        url = server.sqlalchemy_url(BENCH_DATABASE)
+        database = Database.for_url(url, pool_size=workers)
+        async_url = make_url(url).update_query_dict(ASYNC_COMMIT)
+        async_database = Database.for_url(
+            async_url.render_as_string(hide_password=False), pool_size=workers
+        )
         pool: Any = None
         try:
             seed = await prepare(database, partner_ids, member_ids, workers, progress)
             ledger = bench_ledger(database)
             posted += seed.entries
+            async_commit = await _async_commit(async_database)
             pool = await asyncpg.create_pool(
                 server.dsn(BENCH_DATABASE),
                 min_size=workers,
                 max_size=workers,
                 server_settings={"timezone": "UTC", "application_name": "clearhouse-bench-bare"},
             )
+            async with pool.acquire() as connection:
+                await prepare_bare_tables(connection)
             posts: dict[str, Post] = {
                 "spread": service_post(ledger, partner_ids, member_ids),
                 "one-partner": service_post(ledger, partner_ids[:1], member_ids),
+                "service-async": service_post(
+                    bench_ledger(async_database), partner_ids, member_ids
+                ),
                 "bare": bare_post(pool, partner_ids, member_ids),
+                "bare-statement": bare_statement_post(pool, partner_ids, member_ids),
             }
+            warmed: dict[str, int] = {}
             for name, post in posts.items():
-                posted += (await drive(post, f"{name}-warmup", workers, WARMUP_SECONDS)).entries
+                warm = await drive(post, f"{name}-warmup", workers, WARMUP_SECONDS)
+                warmed[name] = warm.entries
 
             # Each run in two halves around pgbench (A B C pgbench C B A): the runs share one
             # centre in time, so a drift of the machine (a growing table, a busy neighbour)
@@ -127,7 +162,10 @@ async def run_ledger_bench(
                 await checkpoint(server)
                 runs[name].append(await drive(posts[name], f"{name}-2", workers, half))
             totals = {name: Throughput.total(halves) for name, halves in runs.items()}
-            posted += sum(t.entries for t in totals.values())
+            in_bare = {"bare-statement"}
+            posted += sum(t.entries for n, t in totals.items() if n not in in_bare)
+            posted += sum(count for n, count in warmed.items() if n not in in_bare)
+            bare_posted = totals["bare-statement"].entries + warmed["bare-statement"]
 
             posted += await prepare_lot_members(database, partner_ids[0], progress)
             lots = await _lot_runs(pool, server, partner_ids, workers, progress)
@@ -137,10 +175,17 @@ async def run_ledger_bench(
             async with pool.acquire() as connection:
                 violations = await store.invariant_violations(connection)
                 in_database = int(await connection.fetchval("SELECT count(*) FROM entries"))
+                in_bare_tables = await bare_entries(connection)
+            if in_bare_tables != bare_posted:
+                violations.append(
+                    f"the bare statement posted {bare_posted} entries, its table holds "
+                    f"{in_bare_tables}"
+                )
         finally:
             if pool is not None:
                 await pool.close()
             await database.dispose()
+            await async_database.dispose()
     finally:
         progress(f"dropping {BENCH_DATABASE} and {PGBENCH_DATABASE}")
         await drop_database(server, BENCH_DATABASE)
@@ -154,7 +199,10 @@ async def run_ledger_bench(
         seed=seed,
         spread=totals["spread"],
         one_partner=totals["one-partner"],
+        service_async=totals["service-async"],
+        async_commit=async_commit,
         bare=totals["bare"],
+        bare_statement=totals["bare-statement"],
         lot_redeems=lots,
         pgbench_tps=tps,
         entries_posted=posted,

@@ -138,6 +138,9 @@ class Settings:
     """How far a signature's ``created`` may lie from the server clock, either way."""
     body_max_bytes: int
     """Request bodies above this are refused (413) before they are read further."""
+    batch_body_max_bytes: int
+    """The same limit for a batch (``POST /v1/transactions/batch``), whose body holds up to a
+    thousand items."""
     header_bytes_max: int
     """Request header fields above this, names and values summed, are refused (431); at the
     socket, a request head this long plus room for its request line is cut off unread."""
@@ -220,6 +223,9 @@ class Settings:
             timezone=zone,
             signature_window_s=_int(env, "CLEARHOUSE_SIGNATURE_WINDOW_S", 300, 5, 3600),
             body_max_bytes=_int(env, "CLEARHOUSE_BODY_MAX_BYTES", 65536, 1024, 16 * 1024 * 1024),
+            batch_body_max_bytes=_int(
+                env, "CLEARHOUSE_BATCH_BODY_MAX_BYTES", 1024 * 1024, 1024, 16 * 1024 * 1024
+            ),
             header_bytes_max=_int(env, "CLEARHOUSE_HEADER_BYTES_MAX", 32768, 4096, 1024 * 1024),
             header_timeout_s=_int(env, "CLEARHOUSE_HEADER_TIMEOUT_S", 10, 1, 300),
             body_timeout_s=_int(env, "CLEARHOUSE_BODY_TIMEOUT_S", 10, 1, 300),

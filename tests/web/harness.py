@@ -145,9 +145,15 @@ class SignedApi:
     def base_url(self) -> str:
         return self.settings.public_base_url
 
-    async def partner(self, name: str = "partner", **key_validity: datetime) -> Partner:
-        """A new partner with one registered key (``not_before``/``not_after`` optional)."""
-        partner_id = await a_partner(self.database, name)
+    async def partner(
+        self,
+        name: str = "partner",
+        terms: Mapping[str, object] | None = None,
+        **key_validity: datetime,
+    ) -> Partner:
+        """A new partner with one registered key (``not_before``/``not_after`` optional), its
+        contract's ``terms`` as given (the builders' defaults otherwise)."""
+        partner_id = await a_partner(self.database, name, **(terms or {}))
         key = PartnerKey.generate(f"{partner_id}-key-1")
         await access.add_key(
             self.database, partner_id, key.public_base64, key_id=key.key_id, **key_validity

@@ -17,8 +17,9 @@ coalition key, and then checks:
 - each entry's partner signature: the RFC 9421 signature base the line keeps ends in the
   ``@signature-params`` that its ``Signature-Input`` carries and covers the components listed
   there; the signature verifies over the base with the key that ``keyid`` names, a key of the
-  entry's partner; and the base is of this entry's request: a POST to its path, for its
-  purpose, over the body whose digest the line keeps. Lines whose ``evidence`` is not
+  entry's partner; and the base is of this entry's request: a POST to its path (an issue's
+  or a redeem's, or the batch it was an item of), for its purpose, over the body whose digest
+  the line keeps. Lines whose ``evidence`` is not
   ``partner_signature`` (operator, settlement and unsigned entries) are counted by it.
 
 Nothing stops at a mismatch: the report counts every check made and lists every problem.
@@ -38,6 +39,8 @@ FIRST_PREVIOUS_ROOT = bytes(32)
 INTEGER_MAX = 2**53 - 1
 """RFC 8785 writes numbers as IEEE 754 doubles: beyond this, an integer is not written as is."""
 SIGNED_PATHS = {"issue": "/v1/transactions/issue", "redeem": "/v1/transactions/redeem"}
+BATCH_PATH = "/v1/transactions/batch"
+"""An issue or a redeem may have been an item of a batch, whose request the partner signed."""
 PURPOSES = {"issue": "accrual", "redeem": "redemption"}
 
 
@@ -118,20 +121,21 @@ def root_problems(sealed: dict, lines: list[bytes], previous_root: str) -> list[
 # --- RFC 9421: the partner's signature on an entry -----------------------------------------
 
 
-def signed_request(entry: dict) -> tuple[str, str] | None:
-    """The path and ``Data-Purpose`` of the request that made ``entry`` (None: no partner's
-    request makes such an entry). A reversal's purpose is that of what it reverses, told by its
+def signed_request(entry: dict) -> tuple[tuple[str, ...], str] | None:
+    """The paths the request that made ``entry`` may have gone to, and its ``Data-Purpose``
+    (None: no partner's request makes such an entry). An issue or a redeem went to its own path
+    or, as an item, to a batch's. A reversal's purpose is that of what it reverses, told by its
     member posting: a reversed issue takes points from the member, a reversed redeem gives.
     A capture's redeem names its hold: its request went to the hold's capture."""
     if entry.get("hold_id") is not None:
-        return f"/v1/holds/{entry['hold_id']}/capture", "redemption"
+        return (f"/v1/holds/{entry['hold_id']}/capture",), "redemption"
     if entry["kind"] in SIGNED_PATHS:
-        return SIGNED_PATHS[entry["kind"]], PURPOSES[entry["kind"]]
+        return (SIGNED_PATHS[entry["kind"]], BATCH_PATH), PURPOSES[entry["kind"]]
     if entry["kind"] != "reversal":
         return None
     member = [p["amount"] for p in entry["postings"] if p["account"].startswith("member:")]
     purpose = "accrual" if member and member[0] < 0 else "redemption"
-    return f"/v1/transactions/{entry['reversal_of']}/reversals", purpose
+    return (f"/v1/transactions/{entry['reversal_of']}/reversals",), purpose
 
 
 def partner_signature_problems(entry: dict, partner_keys: dict[str, dict]) -> list[str]:
@@ -177,12 +181,13 @@ def request_problems(entry: dict, fields: dict[str, str]) -> list[str]:
     request = signed_request(entry)
     if request is None:
         return [f"no partner's request makes a {entry['kind']} entry"]
-    path, purpose = request
+    paths, purpose = request
     problems = []
     if fields.get('"@method"') != "POST":
         problems.append("its signature base is not of a POST")
-    if urlsplit(fields.get('"@target-uri"', "")).path.lower() != path.lower():
-        problems.append(f"its signature base is not of a request to {path}")
+    target = urlsplit(fields.get('"@target-uri"', "")).path.lower()
+    if target not in [path.lower() for path in paths]:
+        problems.append(f"its signature base is not of a request to {' or '.join(paths)}")
     if fields.get('"data-purpose"') != purpose:
         problems.append(f"its signature base does not declare the purpose {purpose}")
     if fields.get('"content-digest"') != entry["content_digest"]:

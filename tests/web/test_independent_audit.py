@@ -137,6 +137,58 @@ async def test_an_auditor_without_clearhouse_code_verifies_roots_statements_and_
         ]
 
 
+async def test_entries_sent_in_batches_verify_with_the_batch_request_as_their_evidence(
+    tmp_path: Path,
+) -> None:
+    """Each item of a batch keeps the batch's signed request: its base is of a POST to the
+    batch's path for the items' purpose, and both audits accept it for every entry."""
+    async with fresh_database() as database, signed_api(database, tmp_path) as api:
+        await set_ledger_time(database, sandbox=True, at=MARCH_START + timedelta(hours=1))
+        expires = utc_now() + timedelta(hours=1)
+        operator_token = await access.create_token(database, Role.OPERATOR, expires)
+        auditor_token = await access.create_token(database, Role.AUDITOR, expires)
+        partner = await api.partner("kiosk")
+        member = await api.member()
+
+        def batch(kind: str, purpose: str, points: list[int]) -> Any:
+            items = [
+                {
+                    "kind": kind,
+                    "idempotency_key": str(uuid.uuid4()),
+                    "member_id": member,
+                    "points": n,
+                    "occurred_at": "2030-03-01T09:00:00Z",
+                    "reference": "till 1",
+                }
+                for n in points
+            ]
+            body = {"items": items}
+            return api.request(
+                "POST", "/v1/transactions/batch", partner, body=body, purpose=purpose
+            )
+
+        await api.accepted(batch("issue", "accrual", [50, 60, 70]), status=200)
+        await api.accepted(batch("redeem", "redemption", [20, 30]), status=200)
+        await set_ledger_time(database, sandbox=True, at=APRIL_START + timedelta(seconds=1))
+        operator = {"Authorization": f"Bearer {operator_token.secret}"}
+        settled = await api.client.post(f"/v1/admin/periods/{MARCH}/settle", headers=operator)
+        assert settled.status_code == 200, settled.text
+        coalition = SettledCoalition(
+            api,
+            {"Authorization": f"Bearer {auditor_token.secret}"},
+            partner.partner_id,
+            partner.key.key_id,
+            uuid.uuid4(),
+        )
+
+        report = await coalition.independent_audit()
+        own = await coalition.clearhouse_verify()
+
+    assert report["problems"] == []
+    assert report["checked"]["partner_signatures"] == 5
+    assert (own["verified"], own["checked"]) == (True, report["checked"])
+
+
 async def _tamper(database: Database, statements: str, *commands: str) -> None:
     """Run ``commands`` with the append-only triggers off, as only an attacker of the
     database itself could."""
@@ -217,7 +269,8 @@ async def test_a_genuine_partner_signature_on_another_entry_is_named(tmp_path: P
     evidence = ("signature_input", "signature", "signature_base")
     replayed = {**redeem, **{name: issue[name] for name in evidence}}
     assert check(replayed, keys) == [
-        "its signature base is not of a request to /v1/transactions/redeem",
+        "its signature base is not of a request to /v1/transactions/redeem"
+        " or /v1/transactions/batch",
         "its signature base does not declare the purpose redemption",
         "its signature base covers another content-digest than its line's",
     ]

@@ -223,6 +223,7 @@ def test_every_v1_route_but_the_keys_names_one_security_scheme(
 
 
 REPLAYING = {
+    ("post", "/v1/transactions/batch"),
     ("post", "/v1/transactions/issue"),
     ("post", "/v1/transactions/redeem"),
     ("post", "/v1/transactions/{entry_id}/reversals"),

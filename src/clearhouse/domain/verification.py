@@ -103,14 +103,18 @@ def signature_base_lines(base: str) -> dict[str, str]:
     return lines
 
 
-def expected_path(entry: Mapping[str, Any]) -> str:
-    """The path a partner's request for this entry was sent to: a capture's redeem went to its
-    hold's capture."""
+BATCH_PATH: Final = "/v1/transactions/batch"
+"""Where an issue or a redeem sent as an item of a batch was signed: the batch's request."""
+
+
+def expected_paths(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    """The paths a partner's request for this entry may have been sent to: an issue's or a
+    redeem's own, or a batch's; a capture's redeem went to its hold's capture."""
     if entry.get("hold_id") is not None:
-        return f"/v1/holds/{entry['hold_id']}/capture"
+        return (f"/v1/holds/{entry['hold_id']}/capture",)
     if entry["kind"] == "reversal":
-        return f"/v1/transactions/{entry['reversal_of']}/reversals"
-    return f"/v1/transactions/{entry['kind']}"
+        return (f"/v1/transactions/{entry['reversal_of']}/reversals",)
+    return (f"/v1/transactions/{entry['kind']}", BATCH_PATH)
 
 
 def expected_purpose(entry: Mapping[str, Any]) -> str:
@@ -137,8 +141,9 @@ def evidence_problems(entry: Mapping[str, Any]) -> list[str]:
     if lines.get('"@method"') != "POST":
         problems.append("its signature base is not of a POST")
     target = lines.get('"@target-uri"')
-    if target is None or urlsplit(target).path.lower() != expected_path(entry).lower():
-        problems.append(f"its signature base is of another path than {expected_path(entry)}")
+    paths = expected_paths(entry)
+    if target is None or urlsplit(target).path.lower() not in [p.lower() for p in paths]:
+        problems.append(f"its signature base is of another path than {' or '.join(paths)}")
     if lines.get('"data-purpose"') != expected_purpose(entry):
         problems.append(
             f"its signature base declares another purpose than {expected_purpose(entry)}"

@@ -12,6 +12,7 @@ from functools import cached_property
 
 from clearhouse.config import Settings
 from clearhouse.crypto.ed25519 import CoalitionKey
+from clearhouse.services.batches import Batches
 from clearhouse.services.clearing import Clearing
 from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
@@ -39,6 +40,7 @@ class Services:
         self._master_key = master_key
         self.contracts = ContractBook(database)
         self.ledger = Ledger(database, self.contracts, settings.timezone.key, settings.expiry)
+        self.batches = Batches(database, self.contracts, settings.timezone.key, settings.expiry)
         self.holds = Holds(database, self.contracts, self.ledger)
         self.expiry = Expiry(
             database,

@@ -115,7 +115,7 @@ class Ledger:
         evidence: Evidence = NO_EVIDENCE,
     ) -> PostedEntry:
         """Give ``request.points`` to the member on behalf of ``partner_id``."""
-        _validate_request(request)
+        validate_points_request(request)
         draft = rules.issue_points(partner_id, request.member_id, request.points)
         return await self._post_under_contract(
             draft, request, Purpose.ACCRUAL, idempotency_key, evidence
@@ -130,7 +130,7 @@ class Ledger:
         evidence: Evidence = NO_EVIDENCE,
     ) -> PostedEntry:
         """Take ``request.points`` from the member at ``partner_id``; never below zero."""
-        _validate_request(request)
+        validate_points_request(request)
         draft = rules.redeem_points(partner_id, request.member_id, request.points)
         return await self._post_under_contract(
             draft, request, Purpose.REDEMPTION, idempotency_key, evidence
@@ -254,7 +254,7 @@ class Ledger:
             return None
         stored_fingerprint, entry = found
         # As ``_post`` fingerprinted it: a reversal of all that remained, by what it took.
-        fields = _request_fields(
+        fields = request_fields(
             EntryKind.REVERSAL,
             None if entry is None else entry.member_id,
             points if points is not None or entry is None else entry.points,
@@ -265,7 +265,7 @@ class Ledger:
         )
         if entry is not None and stored_fingerprint == request_fingerprint("reversal", fields):
             return PostedEntry(entry, replayed=True)
-        raise _key_reused(entry, fields)
+        raise key_reused(entry, fields)
 
     async def expire(self, member_id: str, points: int) -> PostedEntry:
         """Move lapsed points of a member to breakage (operator)."""
@@ -288,7 +288,7 @@ class Ledger:
         fingerprint_points: int | None = None,
         metadata: tuple[str, str] | None = None,
     ) -> PostedEntry:
-        fields = _request_fields(
+        fields = request_fields(
             draft.kind,
             draft.member_id,
             draft.points if fingerprint_points is None else fingerprint_points,
@@ -400,7 +400,7 @@ async def refusals_as_errors(*, keyed: bool = True) -> AsyncIterator[None]:
         raise error from exc
 
 
-def _request_fields(
+def request_fields(
     kind: EntryKind,
     member_id: str | None,
     points: int | None,
@@ -421,7 +421,7 @@ def _request_fields(
     }
 
 
-def _key_reused(entry: Entry | None, fields: dict[str, object]) -> IdempotencyKeyReused:
+def key_reused(entry: Entry | None, fields: dict[str, object]) -> IdempotencyKeyReused:
     if entry is None:
         return IdempotencyKeyReused(
             "this Idempotency-Key was used before for another operation (an enrolment or a hold)"
@@ -446,14 +446,14 @@ async def _replay(
     stored_fingerprint, entry = found
     if entry is not None and stored_fingerprint == fingerprint:
         return PostedEntry(entry, replayed=True)
-    raise _key_reused(entry, fields)
+    raise key_reused(entry, fields)
 
 
 def _utc_text(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
-def _validate_request(request: PointsRequest) -> None:
+def validate_points_request(request: PointsRequest) -> None:
     rules.validate_identifier(request.member_id, name="member_id")
     rules.validate_text(request.reference, name="reference", length_max=REFERENCE_LENGTH_MAX)
     if utc_instant(request.occurred_at, name="occurred_at").year < 2000:

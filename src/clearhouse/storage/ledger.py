@@ -78,13 +78,13 @@ async def record_entry(
     return row["recorded_at"], row["member_balance_after"]
 
 
-_ENTRY_COLUMNS = """
+ENTRY_COLUMNS = """
     e.entry_id, e.kind, e.partner_id, e.member_id, e.points, e.member_balance_after,
     e.contract_version, e.occurred_at, e.recorded_at, e.reference, e.reversal_of
 """
 
 
-def _entry_row(row: asyncpg.Record) -> Entry:
+def entry_row(row: asyncpg.Record) -> Entry:
     return Entry(
         entry_id=row["entry_id"],
         kind=EntryKind(row["kind"]),
@@ -102,9 +102,9 @@ def _entry_row(row: asyncpg.Record) -> Entry:
 
 async def fetch_entry(connection: asyncpg.Connection, entry_id: UUID) -> Entry | None:
     row = await connection.fetchrow(
-        f"SELECT {_ENTRY_COLUMNS} FROM entries e WHERE e.entry_id = $1", entry_id
+        f"SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.entry_id = $1", entry_id
     )
-    return None if row is None else _entry_row(row)
+    return None if row is None else entry_row(row)
 
 
 async def fetch_reversible(connection: asyncpg.Connection, entry_id: UUID) -> RecordedEntry | None:
@@ -148,7 +148,7 @@ async def fetch_idempotent(
     """
     row = await connection.fetchrow(
         f"""
-        SELECT k.request_sha256, k.entry_id AS key_entry_id, {_ENTRY_COLUMNS}
+        SELECT k.request_sha256, k.entry_id AS key_entry_id, {ENTRY_COLUMNS}
           FROM idempotency_keys k LEFT JOIN entries e ON e.entry_id = k.entry_id
          WHERE k.partner_id = $1 AND k.idempotency_key = $2
         """,
@@ -157,7 +157,7 @@ async def fetch_idempotent(
     )
     if row is None:
         return None
-    entry = None if row["key_entry_id"] is None else _entry_row(row)
+    entry = None if row["key_entry_id"] is None else entry_row(row)
     return bytes(row["request_sha256"]), entry
 
 
@@ -330,7 +330,7 @@ async def fetch_partner_entries(
     after_at, after_id = after if after is not None else (None, None)
     rows = await connection.fetch(
         f"""
-        SELECT {_ENTRY_COLUMNS} FROM entries e
+        SELECT {ENTRY_COLUMNS} FROM entries e
          WHERE e.partner_id = $1 AND e.recorded_at >= $2 AND e.recorded_at < $3
            AND ($4::timestamptz IS NULL OR (e.recorded_at, e.entry_id) > ($4, $5::uuid))
          ORDER BY e.recorded_at, e.entry_id
@@ -343,7 +343,7 @@ async def fetch_partner_entries(
         after_id,
         limit,
     )
-    return [_entry_row(row) for row in rows]
+    return [entry_row(row) for row in rows]
 
 
 async def fetch_entries(
@@ -356,7 +356,7 @@ async def fetch_entries(
     """The first ``limit`` entries recorded in ``[start, end)`` (of one partner if given)."""
     rows = await connection.fetch(
         f"""
-        SELECT {_ENTRY_COLUMNS} FROM entries e
+        SELECT {ENTRY_COLUMNS} FROM entries e
          WHERE e.recorded_at >= $1 AND e.recorded_at < $2
            AND ($3::text IS NULL OR e.partner_id = $3)
          ORDER BY e.recorded_at, e.entry_id
@@ -367,4 +367,4 @@ async def fetch_entries(
         partner_id,
         limit,
     )
-    return [_entry_row(row) for row in rows]
+    return [entry_row(row) for row in rows]

@@ -88,8 +88,12 @@ SQLSTATE_ERRORS: Final[Mapping[str, type[ClearhouseError]]] = {
 def domain_error(exc: asyncpg.PostgresError) -> ClearhouseError | None:
     """The domain error that ``exc`` is, or None when it is not one of the ledger's refusals
     (then the caller lets it rise: it is unexpected)."""
-    error = SQLSTATE_ERRORS.get(exc.sqlstate or "")
-    if error is None:
-        return None
     message = exc.args[0] if exc.args else ""
-    return error(str(message))
+    return refusal_error(exc.sqlstate or "", str(message))
+
+
+def refusal_error(sqlstate: str, message: str) -> ClearhouseError | None:
+    """The domain error of the refusal ``sqlstate`` with the database's ``message``; None when
+    the SQLSTATE is none of the ledger's refusals."""
+    error = SQLSTATE_ERRORS.get(sqlstate)
+    return None if error is None else error(message)

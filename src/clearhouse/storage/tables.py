@@ -16,6 +16,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -574,4 +575,25 @@ operator_actions = Table(
     Column("outcome", Text, nullable=False),
     Column("request_id", Text, nullable=False),
     Index("operator_actions_time", "acted_at"),
+)
+
+transaction_batches = Table(
+    "transaction_batches",
+    metadata,
+    Column("partner_id", Text, nullable=False),
+    Column("idempotency_key", Text, nullable=False),
+    Column("atomic", Boolean, nullable=False),
+    Column("items", Integer, nullable=False),
+    Column("outcomes", JSONB, nullable=False),
+    Column(
+        "recorded_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=text("clock_timestamp()"),
+    ),
+    PrimaryKeyConstraint("partner_id", "idempotency_key"),
+    ForeignKeyConstraint(
+        ["partner_id", "idempotency_key"],
+        ["idempotency_keys.partner_id", "idempotency_keys.idempotency_key"],
+    ),
 )

@@ -131,6 +131,53 @@ COMPONENT_EXAMPLES: Final[dict[str, Any]] = {
         "metadata": {"store": "A7 Vienna-Nord"},
     },
     "ReversalBody": {"reason": "goods returned", "points": 100},
+    "BatchBody": {
+        "atomic": False,
+        "items": [
+            {
+                "kind": "issue",
+                "idempotency_key": "till-7-2026-11-03-0042",
+                "member_id": MEMBER,
+                "points": 250,
+                "occurred_at": "2026-11-03T10:15:00Z",
+                "reference": "receipt-2026-11-03-0042",
+            },
+            {
+                "kind": "issue",
+                "idempotency_key": "till-7-2026-11-03-0043",
+                "member_id": "mbr_unknown",
+                "points": 40,
+                "occurred_at": "2026-11-03T10:16:00Z",
+                "reference": "receipt-2026-11-03-0043",
+            },
+        ],
+    },
+    "BatchResult": {
+        "atomic": False,
+        "posted": 1,
+        "refused": 1,
+        "results": [
+            {
+                "index": 0,
+                "idempotency_key": "till-7-2026-11-03-0042",
+                "status": 201,
+                "entry": {**_entry, "member_balance": 1370},
+                "replayed": False,
+            },
+            {
+                "index": 1,
+                "idempotency_key": "till-7-2026-11-03-0043",
+                "status": 422,
+                "problem": {
+                    "type": "/problems/unknown_member",
+                    "title": "Unknown member",
+                    "status": 422,
+                    "detail": "unknown member",
+                    "code": "unknown_member",
+                },
+            },
+        ],
+    },
     "Entry": {**_entry, "member_balance": 1370},
     "EntryPage": {"entries": [_entry], "next_cursor": None},
     "HoldBody": {

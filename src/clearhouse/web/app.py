@@ -54,7 +54,7 @@ from clearhouse.web.health import HealthController, metrics
 from clearhouse.web.holds import HoldController
 from clearhouse.web.limits import ConcurrentRequestsCap, RequestHeaderLimit
 from clearhouse.web.members import MemberController
-from clearhouse.web.partner import TransactionController
+from clearhouse.web.partner import BatchController, TransactionController
 from clearhouse.web.problems import exception_handlers, problem_plugin
 from clearhouse.web.request_id import RequestIdMiddleware
 from clearhouse.web.signatures import PartnerSignatureMiddleware, SignatureVerifier
@@ -113,6 +113,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         app_state.services = services
         app_state.contracts = services.contracts
         app_state.ledger = services.ledger
+        app_state.batches = services.batches
         app_state.holds = services.holds
         app_state.expiry = services.expiry
         app_state.webhooks = services.webhooks
@@ -217,6 +218,15 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         before_request=check_signed_body,
         security=PARTNER_SIGNED,
     )
+    # A batch's body is bigger: the same middleware, with the batch's limit.
+    batch_api = Router(
+        path="/",
+        route_handlers=[BatchController],
+        middleware=[PartnerSignatureMiddleware(settings.batch_body_max_bytes)],
+        opt={SIGNED_ROUTE: True},
+        before_request=check_signed_body,
+        security=PARTNER_SIGNED,
+    )
     operator_handlers: list[Any] = [
         PartnerAdminController,
         ContractAdminController,
@@ -236,6 +246,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
             metrics,
             coalition_keys,
             partner_api,
+            batch_api,
             operator_api,
             swagger_ui_files(),
             console_router(),

@@ -16,19 +16,28 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from clearhouse.config import Settings
 from clearhouse.domain import records
+from clearhouse.domain.batches import BatchNotApplied, ItemOutcome, ItemPosted
 from clearhouse.domain.errors import InvalidRequest, PurposeNotPermitted
+from clearhouse.domain.ledger import EntryKind
 from clearhouse.domain.periods import period_bounds
 from clearhouse.domain.purposes import Purpose
 from clearhouse.services import entries
+from clearhouse.services.batches import Batches, BatchItem
 from clearhouse.services.contracts import ContractBook
 from clearhouse.services.database import Database
 from clearhouse.services.posting import Ledger, PointsRequest, PostedEntry
 from clearhouse.web.api_docs import REPLAYABLE
+from clearhouse.web.bad_requests import RequestFault, json_pointer
 from clearhouse.web.paging import decode_cursor, encode_cursor
-from clearhouse.web.problems import problem_responses
+from clearhouse.web.problem_codes import PROBLEMS
+from clearhouse.web.problems import problem_exception, problem_responses
 from clearhouse.web.schemas import (
+    BatchBody,
+    BatchItemResult,
+    BatchResult,
     Entry,
     EntryPage,
+    ItemProblem,
     PointsBody,
     ReversalBody,
     entry_out,
@@ -70,6 +79,9 @@ LEDGER_WRITE_PROBLEMS: Final = (
 )
 """An issue, a redeem or a reversal: the ledger's own refusals besides (the contract's limits,
 an erased member, a period already sealed)."""
+
+BATCH_PROBLEMS: Final = (*WRITE_PROBLEMS, "batch_not_applied")
+"""A batch's own answers; each item's problem is inside its result (``BatchItemResult``)."""
 
 IdempotencyKey = Annotated[
     str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=255)
@@ -120,12 +132,12 @@ def _written(posted: PostedEntry, settings: Settings) -> Response[Entry]:
     )
 
 
-def metadata_json(metadata: dict[str, Any] | None) -> str | None:
+def metadata_json(metadata: dict[str, Any] | None, field: tuple[str | int, ...] = ()) -> str | None:
     """What a partner sent besides the request's fields, as JSON (PostgreSQL's jsonb holds no
-    NUL character)."""
+    NUL character); ``field`` is where the request holds it (in a batch, its item)."""
     encoded = None if metadata is None else msgspec.json.encode(metadata).decode()
     if encoded is not None and "\\u0000" in encoded:
-        raise InvalidRequest("metadata must not hold NUL characters", field="metadata")
+        raise InvalidRequest("metadata must not hold NUL characters", field=(*field, "metadata"))
     return encoded
 
 
@@ -259,3 +271,119 @@ class TransactionController(Controller):
             entries=[entry_out(r, settings.timezone, with_balance=False) for r in page],
             next_cursor=encode_cursor(page[-1].recorded_at, page[-1].entry_id) if more else None,
         )
+
+
+class BatchController(Controller):
+    """Many issues or many redeems in one signed request (``docs/partner-guide.md``, Batches).
+
+    Served behind a signature middleware of its own, whose body limit is the batch's
+    (``CLEARHOUSE_BATCH_BODY_MAX_BYTES``); Litestar's own limit is lifted here, the middleware
+    has read and bounded the body before."""
+
+    path = "/v1/transactions"
+    tags = ("transactions",)
+
+    @post(
+        "/batch",
+        status_code=200,
+        summary="Issue or redeem up to 1,000 times in one request "
+        "(Data-Purpose: accrual for issues, redemption for redeems)",
+        responses=problem_responses(*BATCH_PROBLEMS),
+        response_headers=REPLAYABLE,
+        request_max_body_size=None,
+    )
+    async def batch(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[BatchBody],
+        idempotency_key: IdempotencyKey,
+        data_purpose: DataPurpose,
+    ) -> Response[BatchResult]:
+        partner = partner_of(request)
+        body = await strict_body(request, BatchBody)
+        items = [
+            BatchItem(
+                EntryKind(item.kind),
+                item.idempotency_key,
+                PointsRequest(
+                    item.member_id,
+                    item.points,
+                    item.occurred_at,
+                    item.reference,
+                    metadata_json(item.metadata, ("items", index)),
+                ),
+            )
+            for index, item in enumerate(body.items)
+        ]
+        batches: Batches = request.app.state.batches
+        zone = request.app.state.settings.timezone
+        try:
+            posted = await batches.post(
+                partner.partner_id,
+                _batch_purpose(partner.data_purpose),
+                items,
+                atomic=body.atomic,
+                idempotency_key=idempotency_key,
+                evidence=evidence_of(partner),
+            )
+        except BatchNotApplied as refused:
+            results = [
+                _item_result(i, items[i].idempotency_key, outcome, zone)
+                for i, outcome in refused.refused
+            ]
+            raise problem_exception(
+                refused.code,
+                refused.detail,
+                extensions={"refused": msgspec.to_builtins(results)},
+            ) from refused
+        results = [
+            _item_result(index, item.idempotency_key, outcome, zone)
+            for index, (item, outcome) in enumerate(zip(items, posted.outcomes, strict=True))
+        ]
+        done = sum(1 for r in results if r.status == 201)
+        return Response(
+            BatchResult(
+                atomic=body.atomic, posted=done, refused=len(results) - done, results=results
+            ),
+            status_code=200,
+            headers={"Idempotent-Replayed": "true"} if posted.replayed else {},
+        )
+
+
+def _batch_purpose(declared: str | None) -> Purpose:
+    try:
+        return Purpose(declared or "")
+    except ValueError:
+        raise PurposeNotPermitted(
+            "a batch serves the purpose 'accrual' or 'redemption' (Data-Purpose)"
+        ) from None
+
+
+def _item_result(index: int, key: str, outcome: ItemOutcome, zone: Any) -> BatchItemResult:
+    """An item's outcome as the partner reads it: its entry as a single request's answer, or
+    its problem as a single request's (its status and code, where in the body it lies)."""
+    if isinstance(outcome, ItemPosted):
+        return BatchItemResult(
+            index=index,
+            idempotency_key=key,
+            status=201,
+            entry=entry_out(outcome.entry, zone, with_balance=True),
+            replayed=outcome.replayed,
+        )
+    status, title = PROBLEMS[outcome.code]
+    errors = None
+    if outcome.field is not None:
+        errors = [RequestFault(outcome.detail, json_pointer(outcome.field))]
+    return BatchItemResult(
+        index=index,
+        idempotency_key=key,
+        status=status,
+        problem=ItemProblem(
+            type=f"/problems/{outcome.code}",
+            title=title,
+            status=status,
+            detail=outcome.detail,
+            code=outcome.code,
+            errors=errors,
+        ),
+    )

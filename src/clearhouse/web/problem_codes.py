@@ -39,6 +39,7 @@ PROBLEMS: Final[Mapping[str, tuple[int, str]]] = {
     "hold_expired": (409, "The hold expired"),
     "webhook_endpoint_disabled": (409, "The webhook endpoint is disabled"),
     "settlement_refused": (409, "The period does not add up; nothing was written"),
+    "batch_not_applied": (409, "An item of the atomic batch was refused; nothing was written"),
     "expiry_run_in_progress": (409, "Another expiry run is under way; this one did nothing"),
     "payload_too_large": (413, "The body is too large"),
     "unsupported_media_type": (415, "The body must be JSON"),

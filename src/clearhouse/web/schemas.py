@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,7 @@ from litestar import Request
 
 from clearhouse.domain import holds, records
 from clearhouse.domain.periods import period_of
-from clearhouse.web.bad_requests import refused_body
+from clearhouse.web.bad_requests import RequestFault, refused_body
 
 T = TypeVar("T")
 
@@ -53,6 +53,60 @@ class Entry(msgspec.Struct, frozen=True):
     reversal_of: UUID | None
     contract_version: int | None
     member_balance: int | None = None
+
+
+class BatchItemBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One issue or redeem of a batch: a single request's body, with its kind and its key."""
+
+    kind: Literal["issue", "redeem"]
+    idempotency_key: str
+    member_id: str
+    points: int
+    occurred_at: datetime
+    reference: str
+    metadata: dict[str, Any] | None = None
+
+
+class BatchBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Up to 1,000 issues (``Data-Purpose: accrual``) or redeems (``redemption``)."""
+
+    items: list[BatchItemBody]
+    atomic: bool = False
+    """All or nothing: one item refused and none is written (``409 batch_not_applied``)."""
+
+
+class ItemProblem(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Why an item of a batch was refused: the problem a single request would have been
+    answered with (RFC 9457 members, ``instance`` aside: the batch has the request id)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[RequestFault] | None = None
+
+
+class BatchItemResult(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What an item came to: ``201`` with its entry (``replayed`` when an earlier request under
+    its key made it), or the status and problem that refused it."""
+
+    index: int
+    idempotency_key: str
+    status: int
+    entry: Entry | None = None
+    replayed: bool | None = None
+    problem: ItemProblem | None = None
+
+
+class BatchResult(msgspec.Struct, frozen=True):
+    """A batch's answer: every item's result, in the items' order."""
+
+    atomic: bool
+    posted: int
+    """Items with an entry (new or replayed)."""
+    refused: int
+    results: list[BatchItemResult]
 
 
 class HoldBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

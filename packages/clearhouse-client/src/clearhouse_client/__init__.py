@@ -23,6 +23,7 @@ primitives the Clearhouse server verifies and signs with as well: ``http_signatu
 
 from clearhouse_client.client import AsyncPartnerClient, PartnerClient
 from clearhouse_client.errors import (
+    BatchNotApplied,
     ClearhouseProblem,
     Conflict,
     Forbidden,
@@ -35,10 +36,23 @@ from clearhouse_client.errors import (
     UnknownReceiptKey,
     Unprocessable,
 )
-from clearhouse_client.operations import Entry, EntryPage, Hold, HoldPage
+from clearhouse_client.operations import (
+    BatchItem,
+    BatchItemResult,
+    BatchResult,
+    Entry,
+    EntryPage,
+    Hold,
+    HoldPage,
+    ItemProblem,
+)
 
 __all__ = [
     "AsyncPartnerClient",
+    "BatchItem",
+    "BatchItemResult",
+    "BatchNotApplied",
+    "BatchResult",
     "ClearhouseProblem",
     "Conflict",
     "Entry",
@@ -48,6 +62,7 @@ __all__ = [
     "HoldNotOpen",
     "HoldPage",
     "InvalidRequest",
+    "ItemProblem",
     "NotFound",
     "PartnerClient",
     "ResponseNotSigned",

@@ -27,9 +27,12 @@ from tenacity import (
 
 from clearhouse_client.errors import Unavailable, UnknownReceiptKey
 from clearhouse_client.operations import (
+    BatchItem,
+    BatchResult,
     Calls,
     Entry,
     Hold,
+    batch_of,
     entry_of,
     hold_of,
     hold_page_of,
@@ -137,6 +140,18 @@ class PartnerClient:
             "redeem", member_id, points, reference, occurred_at, metadata, idempotency_key
         )
         return entry_of(self._send(call))
+
+    def batch(
+        self,
+        items: Sequence[BatchItem],
+        *,
+        atomic: bool = False,
+        idempotency_key: str | None = None,
+    ) -> BatchResult:
+        """Issue or redeem up to 1,000 times in one request, each item under its own key; a
+        refused item is in its result, the others stand. With ``atomic``, all or nothing: one
+        item refused raises ``Conflict`` (``batch_not_applied``, its ``refused`` items)."""
+        return batch_of(self._send(self._calls.batch(items, atomic, idempotency_key)))
 
     def reverse(
         self,
@@ -349,6 +364,18 @@ class AsyncPartnerClient:
             "redeem", member_id, points, reference, occurred_at, metadata, idempotency_key
         )
         return entry_of(await self._send(call))
+
+    async def batch(
+        self,
+        items: Sequence[BatchItem],
+        *,
+        atomic: bool = False,
+        idempotency_key: str | None = None,
+    ) -> BatchResult:
+        """Issue or redeem up to 1,000 times in one request, each item under its own key; a
+        refused item is in its result, the others stand. With ``atomic``, all or nothing: one
+        item refused raises ``Conflict`` (``batch_not_applied``, its ``refused`` items)."""
+        return batch_of(await self._send(self._calls.batch(items, atomic, idempotency_key)))
 
     async def reverse(
         self,

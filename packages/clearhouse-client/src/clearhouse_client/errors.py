@@ -7,7 +7,8 @@
     │   ├── Forbidden             403
     │   ├── NotFound              404
     │   ├── Conflict              409
-    │   │   └── HoldNotOpen       the hold has ended: .hold_status (captured, voided, expired)
+    │   │   ├── HoldNotOpen       the hold has ended: .hold_status (captured, voided, expired)
+    │   │   └── BatchNotApplied   an atomic batch had a refused item: .refused (their results)
     │   ├── Unprocessable         422
     │   └── Unavailable           503, retried
     └── ResponseNotSigned         the receipt is absent or does not verify
@@ -20,7 +21,7 @@ httpx's (``httpx.TransportError``); they are retried like ``Unavailable``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 import httpx
 
@@ -65,6 +66,23 @@ class HoldNotOpen(Conflict):
     ) -> None:
         super().__init__(status, code, detail, instance)
         self.hold_status = hold_status
+
+
+class BatchNotApplied(Conflict):
+    """409 ``batch_not_applied``: an item of an atomic batch was refused and nothing was
+    written; ``refused`` holds each refused item's result (``index``, ``idempotency_key``,
+    ``status``, ``problem``) as the server sent it."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        instance: str | None,
+        refused: list[dict[str, Any]],
+    ) -> None:
+        super().__init__(status, code, detail, instance)
+        self.refused = refused
 
 
 HOLD_ENDED_CODES: Final = frozenset(
@@ -112,5 +130,8 @@ def problem_of(response: httpx.Response) -> ClearhouseProblem:
     if code in HOLD_ENDED_CODES:
         hold_status = str(body.get("hold_status", ""))
         return HoldNotOpen(response.status_code, code, detail, body.get("instance"), hold_status)
+    if code == "batch_not_applied":
+        refused = list(body.get("refused", []))
+        return BatchNotApplied(response.status_code, code, detail, body.get("instance"), refused)
     cls = _PROBLEM_CLASSES.get(response.status_code, ClearhouseProblem)
     return cls(response.status_code, code, detail, body.get("instance"))

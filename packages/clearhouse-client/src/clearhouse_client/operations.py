@@ -69,6 +69,55 @@ class HoldPage(msgspec.Struct, frozen=True):
     next_cursor: str | None
 
 
+class BatchItem(msgspec.Struct, frozen=True, kw_only=True):
+    """An issue or a redeem to send in a batch; its ``idempotency_key`` is made when absent."""
+
+    kind: str
+    """``issue`` or ``redeem``: a batch holds one of the two."""
+    member_id: str
+    points: int
+    reference: str
+    occurred_at: datetime | None = None
+    metadata: Mapping[str, Any] | None = None
+    idempotency_key: str | None = None
+
+
+class ItemProblem(msgspec.Struct, frozen=True):
+    """Why an item of a batch was refused: what a single request would have been answered."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class BatchItemResult(msgspec.Struct, frozen=True):
+    """An item's result: ``201`` with its ``entry`` (``replayed`` by an earlier request under
+    its key), or the ``status`` and ``problem`` that refused it."""
+
+    index: int
+    idempotency_key: str
+    status: int
+    entry: Entry | None = None
+    replayed: bool | None = None
+    problem: ItemProblem | None = None
+
+
+class BatchResult(msgspec.Struct, frozen=True):
+    """A batch's answer, item by item in the order sent."""
+
+    atomic: bool
+    posted: int
+    refused: int
+    results: list[BatchItemResult]
+
+
+def batch_of(response: httpx.Response) -> BatchResult:
+    return msgspec.json.decode(response.content, type=BatchResult)
+
+
 def hold_of(response: httpx.Response) -> Hold:
     return msgspec.json.decode(response.content, type=Hold)
 
@@ -135,19 +184,42 @@ class Calls:
         metadata: Mapping[str, Any] | None,
         idempotency_key: str | None,
     ) -> httpx.Request:
-        moment = (occurred_at or datetime.now(UTC)).astimezone(UTC)
-        body: dict[str, Any] = {
-            "member_id": member_id,
-            "points": points,
-            "occurred_at": moment.isoformat().replace("+00:00", "Z"),
-            "reference": reference,
-        }
-        if metadata is not None:
-            body["metadata"] = dict(metadata)
         return self._json(
             "POST",
             f"/v1/transactions/{kind}",
             purpose="accrual" if kind == "issue" else "redemption",
+            body=_points_body(member_id, points, reference, occurred_at, metadata),
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
+        )
+
+    def batch(
+        self, items: Sequence[BatchItem], atomic: bool, idempotency_key: str | None
+    ) -> httpx.Request:
+        """A batch of issues (purpose ``accrual``) or of redeems (``redemption``)."""
+        kinds = {item.kind for item in items}
+        if len(kinds) != 1 or not kinds <= {"issue", "redeem"}:
+            raise ValueError("a batch holds only issues or only redeems, and at least one")
+        body = {
+            "atomic": atomic,
+            "items": [
+                {
+                    "kind": item.kind,
+                    "idempotency_key": item.idempotency_key or str(uuid.uuid4()),
+                    **_points_body(
+                        item.member_id,
+                        item.points,
+                        item.reference,
+                        item.occurred_at,
+                        item.metadata,
+                    ),
+                }
+                for item in items
+            ],
+        }
+        return self._json(
+            "POST",
+            "/v1/transactions/batch",
+            purpose="accrual" if kinds == {"issue"} else "redemption",
             body=body,
             idempotency_key=idempotency_key or str(uuid.uuid4()),
         )
@@ -293,3 +365,23 @@ class Calls:
             purpose="consent_management",
             body={"consents": list(consents)},
         )
+
+
+def _points_body(
+    member_id: str,
+    points: int,
+    reference: str,
+    occurred_at: datetime | None,
+    metadata: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """An issue's or a redeem's fields; ``occurred_at`` now when not given."""
+    moment = (occurred_at or datetime.now(UTC)).astimezone(UTC)
+    body: dict[str, Any] = {
+        "member_id": member_id,
+        "points": points,
+        "occurred_at": moment.isoformat().replace("+00:00", "Z"),
+        "reference": reference,
+    }
+    if metadata is not None:
+        body["metadata"] = dict(metadata)
+    return body

@@ -21,7 +21,7 @@ install: $(STAMP)
 
 # Everything but the tests that need a browser and an office suite from Debian.
 test: $(STAMP)
-	$(BIN)/pytest --ignore=tests/browser --ignore=tests/print
+	$(BIN)/pytest --ignore=tests/browser --ignore=tests/print --ignore=tests/bench/test_api_bench_run.py
 
 # Debian's Chromium (the console, driven by Playwright) and LibreOffice (workbooks printed to
 # PDF), installed when missing: this needs root and Debian's package mirror.

@@ -2,7 +2,8 @@
 pre-signed request the server accepts, every run reports positive figures, the entries add up.
 
 wrk comes from Debian (``make bench-deps``; ``make test-bench-api`` installs it and runs this);
-without it the test is skipped. Figures, not bars: a tiny run says nothing about speed.
+``make test`` leaves it out, ``.ci/run`` runs it after installing wrk. Figures, not bars: a
+tiny run says nothing about speed.
 """
 
 from __future__ import annotations
@@ -10,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 from pathlib import Path
-
-import pytest
 
 from clearhouse.bench.api import render, run_api_bench, write_report
 from clearhouse.config import Settings
@@ -21,10 +19,6 @@ from clearhouse.storage.engine import embedded_url
 from clearhouse_client import AsyncPartnerClient
 
 REPO = Path(__file__).resolve().parents[2]
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("wrk") is None, reason="wrk is not installed (make test-bench-api installs it)"
-)
 
 
 def _settings() -> Settings:

@@ -232,7 +232,9 @@ async def test_a_batch_body_past_its_limit_is_refused_before_it_is_read(
     items = [item("issue", member, 1, metadata={"note": filler}) for _ in range(1000)]
     big = batch_request(api, partner, items)
     assert 65536 < len(big.content) < api.settings.batch_body_max_bytes
+    before = await ledger_snapshot(api.database)
     await api.accepted(big, status=200)
+    assert (await ledger_snapshot(api.database)).entry_metadata == before.entry_metadata + 1000
 
     huge = [item("issue", member, 1, metadata={"note": "x" * 1200}) for _ in range(1000)]
     await api.refused(batch_request(api, partner, huge), 413, "payload_too_large")

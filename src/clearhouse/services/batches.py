@@ -59,7 +59,7 @@ from clearhouse.services.posting import (
     validate_points_request,
 )
 from clearhouse.storage import batches as store
-from clearhouse.storage.ledger import insert_metadata
+from clearhouse.storage.ledger import insert_metadata_rows
 from clearhouse.storage.sqlstates import refusal_error
 
 
@@ -185,14 +185,13 @@ class Batches:
             for row in rows:
                 done = prepared[row.position]
                 outcomes[done.index] = _outcome(done, row, keyed)
+            metadata = []
             for row in rows:
                 done = prepared[row.position]
-                metadata = done.item.request.metadata_json
-                if row.refusal is None and metadata is not None:
-                    assert row.recorded_at is not None
-                    await insert_metadata(
-                        connection, done.draft.entry_id, purpose.value, metadata, row.recorded_at
-                    )
+                kept = done.item.request.metadata_json
+                if row.refusal is None and row.recorded_at is not None and kept is not None:
+                    metadata.append((done.draft.entry_id, purpose.value, kept, row.recorded_at))
+            await insert_metadata_rows(connection, metadata)
             if atomic:
                 _refuse_if_any(outcomes)
             final = _complete(outcomes)

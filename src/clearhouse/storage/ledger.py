@@ -299,6 +299,12 @@ async def invariant_violations(connection: asyncpg.Connection) -> list[str]:
     return problems
 
 
+_INSERT_METADATA = """
+INSERT INTO entry_metadata (entry_id, purpose, metadata, recorded_at)
+VALUES ($1, $2, $3::jsonb, $4)
+"""
+
+
 async def insert_metadata(
     connection: asyncpg.Connection,
     entry_id: UUID,
@@ -306,16 +312,16 @@ async def insert_metadata(
     metadata_json: str,
     recorded_at: datetime,
 ) -> None:
-    await connection.execute(
-        """
-        INSERT INTO entry_metadata (entry_id, purpose, metadata, recorded_at)
-        VALUES ($1, $2, $3::jsonb, $4)
-        """,
-        entry_id,
-        purpose,
-        metadata_json,
-        recorded_at,
-    )
+    await connection.execute(_INSERT_METADATA, entry_id, purpose, metadata_json, recorded_at)
+
+
+async def insert_metadata_rows(
+    connection: asyncpg.Connection, rows: Sequence[tuple[UUID, str, str, datetime]]
+) -> None:
+    """The metadata of many entries, ``(entry_id, purpose, metadata_json, recorded_at)`` each,
+    in one pipelined call."""
+    if rows:
+        await connection.executemany(_INSERT_METADATA, rows)
 
 
 async def fetch_partner_entries(

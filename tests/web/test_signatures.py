@@ -342,6 +342,37 @@ async def test_a_revoked_key_is_refused_on_the_very_next_request(
     await api.accepted(api.points("issue", second, member, 5))  # rotation: the other key lives
 
 
+async def test_a_key_whose_stored_bytes_changed_signs_nothing_more_in_a_process_that_read_it(
+    api: SignedApi, partner: Partner, member: str
+) -> None:
+    # The process keeps the key's bytes after the first request; the database still has the
+    # last word on every request, so a key replaced under the same id stops the old one at once.
+    await api.accepted(api.points("issue", partner, member, 5))
+    replacement = PartnerKey.generate(partner.key.key_id)
+    async with api.database.driver_connection() as connection:
+        await connection.execute(
+            "UPDATE partner_keys SET public_key = $2 WHERE key_id = $1",
+            partner.key.key_id,
+            replacement.public_raw,
+        )
+    await api.refused(api.points("issue", partner, member, 5), 401, "unknown_key")
+    renewed = Partner(partner.partner_id, replacement)
+    await api.accepted(api.points("issue", renewed, member, 5))  # read again, it verifies
+
+
+async def test_a_key_revoked_between_reading_and_spending_the_nonce_is_unknown_key(
+    api: SignedApi, partner: Partner, member: str
+) -> None:
+    # A revocation that commits after the process read the key still refuses the request.
+    await api.accepted(api.points("issue", partner, member, 5))
+    async with api.database.driver_connection() as connection:
+        await connection.execute(
+            "UPDATE partner_keys SET revoked_at = clock_timestamp() WHERE key_id = $1",
+            partner.key.key_id,
+        )
+    await api.refused(api.points("issue", partner, member, 5), 401, "unknown_key")
+
+
 async def test_an_expired_key_is_unknown_key(api: SignedApi, member: str) -> None:
     now = utc_now()
     expired = await api.partner(

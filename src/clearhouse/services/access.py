@@ -1,7 +1,9 @@
 """Who may call: partners' signing keys, the nonce replay store, operator and auditor tokens.
 
-Keys and tokens are looked up on every request, never cached, so that a revocation bites on the
-next request. Their validity is judged by real time, never by the sandbox ledger clock.
+Tokens are looked up on every request, never cached; a partner key's bytes are kept by the
+process (``KeyRing``), but whether it may sign is decided by the database in the same statement
+that spends the request's nonce, so that a revocation bites on the next request. Validity is
+judged by real time, never by the sandbox ledger clock.
 """
 
 from __future__ import annotations
@@ -96,19 +98,48 @@ async def all_partner_keys(database: Database) -> list[PartnerKey]:
         return await store.fetch_all_keys(connection)
 
 
-async def signing_key(database: Database, key_id: str) -> PartnerKey | None:
-    """The key named by a signature's ``keyid``, if it exists and is valid now."""
-    async with database.driver_connection() as connection:
-        key = await store.fetch_key(connection, key_id)
-    if key is None or not key_is_valid(key, datetime.now(UTC)):
-        return None
-    return key
+class KeyRing:
+    """Partners' signing keys as a process last read them, so that a request's signature
+    verifies before its one round trip to the database.
+
+    A key's id, partner, public key and validity window never change once registered; its
+    revocation does, and so the ring is never the last word: ``spend_nonces`` records a
+    request's nonces only for keys the database holds valid at that moment, with the same
+    partner and public key, so a revocation bites on the next request in every process. A key
+    the database refuses is forgotten here. Unknown ids are not remembered, so a key registered
+    later is found on its first use.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._keys: dict[str, PartnerKey] = {}
+
+    async def signing_key(self, key_id: str) -> PartnerKey | None:
+        """The key named by a signature's ``keyid``, if it exists and is valid as last read."""
+        key = self._keys.get(key_id)
+        if key is None:
+            async with self._database.driver_connection() as connection:
+                key = await store.fetch_key(connection, key_id)
+            if key is None:
+                return None
+            self._keys[key_id] = key
+        return key if key_is_valid(key, datetime.now(UTC)) else None
+
+    async def spend_nonces(self, signers: Sequence[tuple[PartnerKey, str, datetime]]) -> list[bool]:
+        """Record each signer's ``(nonce, expires_at)``; per signer, whether its key is still
+        valid. Raises ``NonceReplayed`` when a valid signer's nonce was seen before."""
+        async with self._database.driver_connection() as connection:
+            outcome = await store.spend_nonces(connection, signers)
+        for (key, _, _), (valid, _) in zip(signers, outcome, strict=True):
+            if not valid:
+                self._keys.pop(key.key_id, None)
+        if any(valid and not fresh for valid, fresh in outcome):
+            raise NonceReplayed
+        return [valid for valid, _ in outcome]
 
 
-async def remember_nonces(database: Database, nonces: Sequence[tuple[str, str, datetime]]) -> bool:
-    """Record every ``(key_id, nonce, expires_at)``; True only when none was seen before."""
-    async with database.driver_connection() as connection:
-        return await store.remember_nonces(connection, nonces)
+class NonceReplayed(Exception):
+    """A nonce of a valid key was recorded before: the whole request is a replay."""
 
 
 async def purge_nonces(database: Database) -> int:

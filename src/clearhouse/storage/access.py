@@ -75,29 +75,57 @@ async def fetch_all_keys(connection: asyncpg.Connection) -> list[PartnerKey]:
     return [PartnerKey(**dict(row)) for row in rows]
 
 
-async def remember_nonces(
-    connection: asyncpg.Connection, nonces: Sequence[tuple[str, str, datetime]]
-) -> bool:
-    """Record every ``(key_id, nonce)`` in one statement; False when any was seen before.
+async def spend_nonces(
+    connection: asyncpg.Connection,
+    signers: Sequence[tuple[PartnerKey, str, datetime]],
+) -> list[tuple[bool, bool]]:
+    """Record the ``(key, nonce, expires_at)`` of each signer whose key is valid now; one
+    statement, one round trip. Per signer, in order: ``(valid, fresh)``.
 
-    All are recorded even when one is a replay, so that no part of a replayed request can be
-    sent again on its own. A pair named twice in ``nonces`` is a replay of itself.
+    ``valid``: the key is in ``partner_keys`` with the same partner and public key, and lies
+    within its validity at the database's clock, not revoked; so a key revoked since the caller
+    read it is refused here, whatever the caller kept. ``fresh``: its nonce was not seen before.
+    The nonces of all valid keys are recorded even when one is a replay, so that no part of a
+    replayed request can be sent again on its own. A pair named twice is a replay of itself:
+    its second is not fresh.
     """
-    distinct = {(key_id, nonce): expires_at for key_id, nonce, expires_at in nonces}
-    inserted = await connection.fetchval(
+    rows = await connection.fetch(
         """
-        WITH fresh AS (
+        WITH wanted AS (
+            SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[],
+                                 $5::timestamptz[])
+                WITH ORDINALITY AS w (key_id, partner_id, public_key, nonce, expires_at, position)
+        ), valid AS (
+            SELECT w.position, w.key_id, w.nonce, w.expires_at
+              FROM wanted w
+              JOIN partner_keys k ON k.key_id = w.key_id AND k.partner_id = w.partner_id
+                                 AND k.public_key = w.public_key
+             WHERE k.not_before <= clock_timestamp()
+               AND (k.not_after IS NULL OR k.not_after > clock_timestamp())
+               AND (k.revoked_at IS NULL OR k.revoked_at > clock_timestamp())
+        ), fresh AS (
             INSERT INTO signature_nonces (key_id, nonce, expires_at)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
-            ON CONFLICT DO NOTHING RETURNING 1
+            SELECT DISTINCT ON (key_id, nonce) key_id, nonce, expires_at
+              FROM valid ORDER BY key_id, nonce, position
+            ON CONFLICT DO NOTHING
+            RETURNING key_id, nonce
         )
-        SELECT count(*) FROM fresh
+        SELECT w.position, v.position IS NOT NULL AS valid,
+               EXISTS (SELECT 1 FROM fresh f WHERE (f.key_id, f.nonce) = (w.key_id, w.nonce))
+               AND NOT EXISTS (
+                   SELECT 1 FROM wanted o
+                    WHERE (o.key_id, o.nonce) = (w.key_id, w.nonce) AND o.position < w.position
+               ) AS fresh
+          FROM wanted w LEFT JOIN valid v USING (position)
+         ORDER BY w.position
         """,
-        [key_id for key_id, _ in distinct],
-        [nonce for _, nonce in distinct],
-        list(distinct.values()),
+        [key.key_id for key, _, _ in signers],
+        [key.partner_id for key, _, _ in signers],
+        [key.public_key for key, _, _ in signers],
+        [nonce for _, nonce, _ in signers],
+        [expires_at for _, _, expires_at in signers],
     )
-    return len(distinct) == len(nonces) and inserted == len(nonces)
+    return [(row["valid"], row["fresh"]) for row in rows]
 
 
 async def purge_nonces(connection: asyncpg.Connection) -> int:

@@ -9,14 +9,17 @@
 4. the signature profile of SPEC 4.1: parameters (``created``, ``keyid``, ``nonce`` required;
    ``alg`` only ``ed25519``; nothing else), the covered components the request needs, and
    ``created``/``expires`` against real time (``stale_signature``);
-5. the key: known, not revoked, within its validity (``unknown_key``);
+5. the key: known, not revoked, within its validity as last read (``unknown_key``);
 6. ``Content-Digest`` (SHA-256 or SHA-512) against the raw body (``digest_mismatch``);
 7. the signature itself over ``@target-uri`` rebuilt from the public base URL
    (``invalid_signature``); a request carries at most ``SIGNATURE_LABELS_MAX`` signatures,
    each field at most ``SIGNATURE_FIELD_BYTES_MAX`` bytes (checked before parsing); of several
    signatures, the first that passes counts;
 8. the nonce of every signature that passes, once per key within the window: one seen before
-   refuses the whole request (``replayed_request``).
+   refuses the whole request (``replayed_request``). This is the request's one round trip to
+   the database before its handler (the key's bytes were read once per process): the nonce is
+   recorded only if the key is valid at that moment, so a key revoked since it was last read
+   refuses the request (``unknown_key``).
 
 The verified partner goes to ``scope["state"]["partner"]``; the response is then signed with the
 coalition's key over ``@status``, ``content-digest`` and the request's signature. The signature
@@ -61,6 +64,7 @@ from clearhouse.crypto.http_signatures import (
 )
 from clearhouse.crypto.signature_base import request_signature_base, sign_receipt
 from clearhouse.domain.errors import ClearhouseError, InvalidRequest
+from clearhouse.domain.records import PartnerKey
 from clearhouse.services import access
 from clearhouse.services.database import Database
 from clearhouse.services.metrics import SIGNATURE_FAILURES
@@ -171,7 +175,7 @@ class SignatureVerifier:
     """The checks of one partner request; shared by the middleware of all partner routes."""
 
     def __init__(self, database: Database, public_base_url: str, window_s: int) -> None:
-        self.database = database
+        self.keys = access.KeyRing(database)
         self.public_base_url = public_base_url
         self.window = timedelta(seconds=window_s)
 
@@ -212,7 +216,7 @@ class SignatureVerifier:
         needed = required_components(
             method, bool(body) or method in METHODS_WITH_BODY, purpose_bound
         )
-        verified: list[tuple[VerifiedPartner, str, datetime]] = []
+        verified: list[tuple[VerifiedPartner, PartnerKey, str, datetime]] = []
         first_problem: SignatureProblem | None = None
         for label in inputs:
             try:
@@ -233,10 +237,14 @@ class SignatureVerifier:
             raise first_problem
         # A replay is final for the whole request: every signature that verifies spends its
         # nonce, and one nonce seen before refuses the request, whichever signature counts.
-        nonces = [(partner.key_id, nonce, expires_at) for partner, nonce, expires_at in verified]
-        if not await access.remember_nonces(self.database, nonces):
-            raise SignatureProblem("replayed_request", "this nonce was used before")
-        return verified[0][0]
+        try:
+            valid = await self.keys.spend_nonces([signer[1:] for signer in verified])
+        except access.NonceReplayed:
+            raise SignatureProblem("replayed_request", "this nonce was used before") from None
+        counted = [signer[0] for signer, ok in zip(verified, valid, strict=True) if ok]
+        if not counted:
+            raise SignatureProblem("unknown_key", "the key is unknown, revoked or not valid now")
+        return counted[0]
 
     async def _verify_label(
         self,
@@ -246,8 +254,8 @@ class SignatureVerifier:
         label: str,
         members: dict[str, dict[str, Any]],
         needed: set[str],
-    ) -> tuple[VerifiedPartner, str, datetime]:
-        """The partner, nonce and the nonce's expiry of one label that verifies."""
+    ) -> tuple[VerifiedPartner, PartnerKey, str, datetime]:
+        """The partner, key, nonce and the nonce's expiry of one label that verifies."""
         components, params = members["signature-input"][label]
         signature_value, _ = members["signature"][label]
         if not isinstance(components, list) or not isinstance(signature_value, bytes):
@@ -284,7 +292,7 @@ class SignatureVerifier:
             expires_at = _instant(expires) if isinstance(expires, int) else None
             if expires_at is None or expires_at <= now:
                 raise SignatureProblem("stale_signature", "the signature has expired")
-        key = await access.signing_key(self.database, key_id)
+        key = await self.keys.signing_key(key_id)
         if key is None:
             raise SignatureProblem("unknown_key", "the key is unknown, revoked or not valid now")
         digest_header = HeaderFields(fields).get("content-digest")
@@ -306,6 +314,7 @@ class SignatureVerifier:
                 request=message,
                 signature_base=signature_base,
             ),
+            key,
             nonce,
             created_at + self.window + timedelta(seconds=1),
         )

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -110,9 +111,15 @@ def replace_private_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
+@lru_cache(maxsize=1024)
+def _public_key(public_key: bytes) -> Ed25519PublicKey:
+    """A key's object, made once per process for the keys that sign again and again."""
+    return Ed25519PublicKey.from_public_bytes(public_key)
+
+
 def verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+        _public_key(public_key).verify(signature, message)
     except InvalidSignature:
         return False
     return True

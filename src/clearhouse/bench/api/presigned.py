@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import random
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 import httpx
-import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clearhouse.bench.ledger import ISSUE_SHARE, POINTS_MAX, pick
-from clearhouse_client.operations import Calls
+from clearhouse_client.operations import BatchItem, Calls
 from clearhouse_client.signing import Signer
 
 BATCH_PATH: Final = "/v1/transactions/batch"
@@ -56,16 +53,6 @@ def raw_request(request: httpx.Request) -> bytes:
     ]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return head + request.content
-
-
-def batch_purpose(kinds: set[str]) -> str:
-    """The ``Data-Purpose`` covering every item's kind: accrual for issues, redemption for
-    redeems."""
-    return ", ".join(
-        purpose
-        for kind, purpose in (("issue", "accrual"), ("redeem", "redemption"))
-        if kind in kinds
-    )
 
 
 class Presigner:
@@ -99,8 +86,8 @@ class Presigner:
     ) -> bytes:
         """The ``number``-th ``POST /v1/transactions/batch``: ``items`` issues or ``items``
         redeems (the mix holds across batches) of one partner, not atomic, each item with its
-        own idempotency key, the batch with its own; one kind per batch, so one
-        ``Data-Purpose``.
+        own idempotency key, the batch with its own, as ``PartnerClient.batch`` sends it; one
+        kind per batch, so one ``Data-Purpose``.
 
         A batch is one transaction holding its members' rows until it commits, so the items
         are ``items`` members in a row, the next batch's the next ones: batches in flight
@@ -108,30 +95,17 @@ class Presigner:
         would have concurrent batches wait for each other's locks)."""
         partner_id = self.partner_ids[rng.randrange(len(self.partner_ids))]
         kind = "issue" if rng.random() < ISSUE_SHARE else "redeem"
-        occurred_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         first = number * items
         entries = [
-            {
-                "kind": kind,
-                "idempotency_key": str(uuid.uuid4()),
-                "member_id": member_ids[(first + n) % len(member_ids)],
-                "points": rng.randint(1, POINTS_MAX),
-                "occurred_at": occurred_at,
-                "reference": REFERENCE,
-            }
+            BatchItem(
+                kind=kind,
+                member_id=member_ids[(first + n) % len(member_ids)],
+                points=rng.randint(1, POINTS_MAX),
+                reference=REFERENCE,
+            )
             for n in range(items)
         ]
-        request = self._http.build_request(
-            "POST",
-            BATCH_PATH,
-            content=msgspec.json.encode({"atomic": False, "items": entries}),
-            headers={
-                "Accept": "application/json",
-                "Content-Type": "application/json",
-                "Idempotency-Key": str(uuid.uuid4()),
-                "Data-Purpose": batch_purpose({kind}),
-            },
-        )
+        request = self._calls.batch(entries, atomic=False, idempotency_key=None)
         return self._signed(partner_id, request)
 
 

@@ -36,7 +36,9 @@ _UNREACHABLE = (
 )
 
 
-async def _no_reset(connection: asyncpg.Connection) -> None:
+async def no_reset(connection: asyncpg.Connection) -> None:
+    """A pool's reset that sends nothing: for connections that never SET, LISTEN or take a
+    session advisory lock (asyncpg's default reset is one more round trip per release)."""
     return None
 
 
@@ -74,7 +76,7 @@ class Database:
                         server_settings=SERVER_SETTINGS,
                         # Services never SET, LISTEN, or take session advisory locks, so a
                         # connection needs no reset on its way back (4 fewer round trips).
-                        reset=_no_reset,
+                        reset=no_reset,
                     )
         return self._pool
 

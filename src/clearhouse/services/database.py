@@ -75,7 +75,7 @@ class Database:
                         max_size=self._pool_size,
                         server_settings=SERVER_SETTINGS,
                         # Services never SET, LISTEN, or take session advisory locks, so a
-                        # connection needs no reset on its way back (4 fewer round trips).
+                        # connection needs no reset on its way back (no_reset).
                         reset=no_reset,
                     )
         return self._pool

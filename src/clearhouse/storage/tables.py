@@ -123,6 +123,11 @@ entries = Table(
         "reversal_of",
         postgresql_where=text("reversal_of IS NOT NULL"),
     ),
+    Index(
+        "entries_operator_recorded_at",
+        "recorded_at",
+        postgresql_where=text("kind IN ('expiry', 'adjustment')"),
+    ),
 )
 
 postings = Table(

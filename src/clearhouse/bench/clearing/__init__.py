@@ -17,13 +17,13 @@ In one run, on one server, in a database of its own (``clearhouse_bench_clearing
    ``Clearing.write_workbook`` for every statement (each partner's and the coalition's) into a
    temporary folder, each timed on its own. Beside them, on the same server and in the same
    process: the netting's aggregate part alone (``Clearing.net``: ``period_aggregates``,
-   ``points_roll_forward``, the pure netting and checks, the code ``settle`` runs before it
-   writes) alternating with the raw SQL ``GROUP BY`` a person would write over the same
-   postings (per partner and kind, the points of the period), medians of ``--repeats`` runs
-   each; and after each workbook a bare openpyxl write-only loop appending as many rows of the
-   same ten columns (plain values of the same kinds and lengths, no formats, no cell objects)
-   into a workbook of its own. Alternating the figures that are compared lets a drift of a
-   shared machine bear on both alike.
+   ``points_roll_forward``, the breakage cohorts over every lot, the pure netting and checks,
+   the code ``settle`` runs before it writes) alternating with the raw SQL ``GROUP BY`` a person
+   would write over the same postings (per partner and kind, the points of the period), medians
+   of ``--repeats`` runs each; and after each workbook a bare openpyxl write-only loop appending
+   as many rows of the same ten columns (plain values of the same kinds and lengths, no formats,
+   no cell objects) into a workbook of its own. Alternating the figures that are compared lets a
+   drift of a shared machine bear on both alike.
 3. **Further entry counts** (``--entries`` given again, 1,000,000 and 3,000,000 by default):
    each in a month of its own, loaded the same way, then close, settle, the netting beside the
    GROUP BY and the coalition's workbook (every entry; no partners' workbooks, no bare writer),

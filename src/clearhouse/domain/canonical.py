@@ -117,32 +117,82 @@ def canonical_entry(
     verify the partner's signature from this line alone (``evidence`` says when there is none).
     A capture's redeem names its hold (``hold_id``, on captures only): its request went to
     ``/v1/holds/{hold_id}/capture``.
+
+    This is the typed form; ``canonical_line`` takes the same fields already written as text.
     """
+    return canonical_line(
+        entry_id=str(entry_id),
+        kind=kind,
+        partner_id=partner_id,
+        member_id=member_id,
+        points=points,
+        postings=[
+            (account, asset, int(amount), None)
+            if asset == "PTS"
+            else (account, asset, None, str(amount))
+            for account, asset, amount in sorted(postings, key=_posting_order)
+        ],
+        contract_version=contract_version,
+        occurred_at=None if occurred_at is None else utc_text(occurred_at),
+        recorded_at=utc_text(recorded_at),
+        reference=reference,
+        reversal_of=None if reversal_of is None else str(reversal_of),
+        signature_input=signature_input,
+        signature=signature,
+        content_digest=content_digest,
+        signature_base=signature_base,
+        hold_id=None if hold_id is None else str(hold_id),
+    )
+
+
+def canonical_line(
+    *,
+    entry_id: str,
+    kind: str,
+    partner_id: str | None,
+    member_id: str | None,
+    points: int,
+    postings: Sequence[Sequence[Any]],
+    contract_version: int | None,
+    occurred_at: str | None,
+    recorded_at: str,
+    reference: str | None,
+    reversal_of: str | None,
+    signature_input: str | None,
+    signature: str | None,
+    content_digest: str | None,
+    signature_base: str | None,
+    hold_id: str | None = None,
+) -> bytes:
+    """``canonical_entry`` of fields already written as their text: ids as UUID text, moments as
+    ``utc_text``, postings in ``(account, asset)`` order of code points, each as ``(account,
+    asset, points, money)``: points as ``int`` and money ``None``, or points ``None`` and money
+    as its decimal string. Closing a period reads them so from PostgreSQL, which
+    writes them faster than Python turns its values into them (property tests hold the
+    database's forms byte for byte against ``utc_text``, ``str`` and ``int``)."""
     return _encoder.encode(
         _CanonicalEntry(
-            entry_id=str(entry_id),
+            entry_id=entry_id,
             kind=kind,
             partner_id=partner_id,
             member_id=member_id,
             points=points,
             postings=[
                 _CanonicalPosting(
-                    account=account,
-                    asset=asset,
-                    amount=int(amount) if asset == "PTS" else str(amount),
+                    account=account, asset=asset, amount=money if whole is None else whole
                 )
-                for account, asset, amount in sorted(postings, key=_posting_order)
+                for account, asset, whole, money in postings
             ],
             contract_version=contract_version,
-            occurred_at=None if occurred_at is None else utc_text(occurred_at),
-            recorded_at=utc_text(recorded_at),
+            occurred_at=occurred_at,
+            recorded_at=recorded_at,
             reference=reference,
-            reversal_of=None if reversal_of is None else str(reversal_of),
+            reversal_of=reversal_of,
             signature_input=signature_input,
             signature=signature,
             content_digest=content_digest,
             signature_base=signature_base,
             evidence=evidence_of(kind, signature),
-            hold_id=None if hold_id is None else str(hold_id),
+            hold_id=hold_id,
         )
     )

@@ -218,14 +218,8 @@ async def _every_kind_of_entry() -> tuple[list[bytes], list[bytes], set[str]]:
         async with database.transaction() as connection:
             fast = [line async for line in canonical_entries(connection, start, end)]
             rows = await connection.fetch(_REFERENCE, start, end)
-            kinds = {row["kind"] for row in rows}
-            if any(row["hold_id"] is not None for row in rows):
-                kinds.add("capture")
-        reference = [
-            canonical_entry(**{k: v for k, v in row.items() if k != "postings"},
-                            postings=row["postings"])
-            for row in rows
-        ]  # fmt: skip
+        reference = [canonical_entry(**dict(row)) for row in rows]
+        kinds = {row["kind"] for row in rows} | {"capture" for row in rows if row["hold_id"]}
         return fast, reference, kinds
 
 

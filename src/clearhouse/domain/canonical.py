@@ -167,9 +167,9 @@ def canonical_line(
     """``canonical_entry`` of fields already written as their text: ids as UUID text, moments as
     ``utc_text``, postings in ``(account, asset)`` order of code points, each as ``(account,
     asset, points, money)``: points as ``int`` and money ``None``, or points ``None`` and money
-    as its decimal string. Closing a period reads them so from PostgreSQL, which
-    writes them faster than Python turns its values into them (property tests hold the
-    database's forms byte for byte against ``utc_text``, ``str`` and ``int``)."""
+    as its decimal string. Closing a period reads them so from PostgreSQL, which writes them
+    faster than Python turns its values into them (property tests hold the database's forms
+    byte for byte against ``utc_text``, ``str`` and ``int``)."""
     return _encoder.encode(
         _CanonicalEntry(
             entry_id=entry_id,

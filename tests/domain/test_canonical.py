@@ -13,6 +13,7 @@ import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
+from clearhouse.domain import canonical
 from clearhouse.domain.canonical import canonical_entry, canonical_json, evidence_of, utc_text
 
 texts = st.text(max_size=30)
@@ -216,3 +217,10 @@ def test_an_entrys_line_is_the_reference_line_byte_for_byte(
         "hold_id": hold_id,
     }
     assert canonical_entry(**fields) == reference_entry_line(**fields)  # type: ignore[arg-type]
+
+
+def test_the_line_structs_declare_their_fields_in_jcs_order() -> None:
+    """The lines are encoded in declaration order, so the declarations must be sorted."""
+    for struct in (canonical._Line, canonical._CaptureLine, canonical.CanonicalPosting):
+        fields = list(struct.__struct_fields__)
+        assert fields == sorted(fields), struct.__name__

@@ -33,6 +33,19 @@ def test_the_streamed_head_is_the_rfc_9162_head(leaves: list[bytes]) -> None:
     assert tree_head(leaves) == builder.head()
 
 
+@given(st.lists(st.binary(max_size=40), max_size=70), st.lists(st.integers(0, 9), max_size=20))
+def test_leaves_added_in_batches_make_the_rfc_9162_head(
+    leaves: list[bytes], cuts: list[int]
+) -> None:
+    """Closing a period adds its lines a batch at a time (``add_all``), of any sizes."""
+    builder, taken = TreeBuilder(), 0
+    for size in [*cuts, len(leaves)]:
+        builder.add_all(leaves[taken : taken + size])
+        taken = min(taken + size, len(leaves))
+    assert builder.size == len(leaves)
+    assert builder.head() == rfc9162_head(leaves)
+
+
 def test_the_empty_tree_and_the_chain() -> None:
     assert tree_head([]) == hashlib.sha256(b"").digest()
     head = tree_head([b"entry"])

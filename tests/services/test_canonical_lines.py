@@ -4,8 +4,10 @@ text (``storage.clearing.canonical_entries``), not as Python writes them from de
 sealed since would fail to recompute for an auditor:
 
 - a moment, by ``utc_text_sql``, is ``utc_text`` of the same instant, years below 1000 too;
-- a posting's amount, by ``POSTING_AMOUNT_SQL``, is ``int`` (points) or ``str`` (money) of the
-  ``Decimal`` that asyncpg reads from ``numeric(30, 6)``;
+- a posting, written into one text by ``POSTING_TEXT_SQL`` and read back by ``postings_of_text``,
+  is its account, its asset, and ``int`` (points) or ``str`` (money) of the ``Decimal`` that
+  asyncpg reads from ``numeric(30, 6)``; and no account name or asset code holds the space
+  between the fields (the database refuses one);
 - postings sorted by ``POSTING_ORDER_SQL`` come in Python's order of code points (the servers
   here sort C.UTF-8 by default; ``COLLATE "C"`` keeps that order on a database made with
   another collation);
@@ -21,25 +23,28 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from clearhouse.crypto.ed25519 import CoalitionKey
-from clearhouse.domain.canonical import canonical_entry, utc_text
+from clearhouse.domain.canonical import CanonicalPosting, canonical_entry, utc_text
 from clearhouse.domain.expiry import ExpiryMode, ExpiryPolicy
 from clearhouse.domain.records import Evidence
 from clearhouse.services.clearing import Clearing
 from clearhouse.services.clock import set_ledger_time
 from clearhouse.services.coalition import enrol_members
 from clearhouse.services.contracts import ContractBook
+from clearhouse.services.database import Database
 from clearhouse.services.expiry import Expiry
 from clearhouse.services.holds import HoldRequest, Holds
 from clearhouse.services.posting import Ledger, PointsRequest
 from clearhouse.storage.clearing import (
-    POSTING_AMOUNT_SQL,
     POSTING_ORDER_SQL,
+    POSTING_TEXT_SQL,
     canonical_entries,
+    postings_of_text,
     utc_text_sql,
 )
 from tests.conftest import fresh_database
@@ -99,32 +104,83 @@ money = st.decimals(
 points = st.integers(-(10**18), 10**18).filter(lambda amount: amount != 0)
 
 
+names = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=30)
+"""Account names as ``accounts_name_format`` admits them: printable ASCII, no space."""
+
+
 @PROPERTY
 @given(
     st.lists(
         st.one_of(
-            st.tuples(st.just("PTS"), points.map(Decimal)),
-            st.tuples(st.sampled_from(["EUR", "CHF"]), money),
+            st.tuples(names, st.just("PTS"), points.map(Decimal)),
+            st.tuples(names, st.sampled_from(["EUR", "CHF"]), money),
         ),
         min_size=1,
-        max_size=40,
+        max_size=12,
     )
 )
-@example([("EUR", Decimal("0.000001")), ("EUR", Decimal("-0.1")), ("EUR", Decimal("1E+6"))])
-@example([("PTS", Decimal(1)), ("PTS", Decimal(-(10**18))), ("EUR", Decimal("12.5"))])
-def test_postgresql_writes_an_amount_as_canonical_entry_does(
-    dsn: str, amounts: list[tuple[str, Decimal]]
+@example(
+    [
+        ("a", "EUR", Decimal("0.000001")),
+        ("b", "EUR", Decimal("-0.1")),
+        ("c", "EUR", Decimal("1E+6")),
+    ]
+)
+@example(
+    [
+        ("member:x", "PTS", Decimal(1)),
+        ("'\\\"~", "PTS", Decimal(-(10**18))),
+        ("z", "EUR", Decimal("12.5")),
+    ]
+)
+def test_postgresql_writes_postings_as_canonical_entry_reads_them(
+    dsn: str, postings: list[tuple[str, str, Decimal]]
 ) -> None:
-    query = (
-        f"SELECT p.amount, {POSTING_AMOUNT_SQL} "
-        "FROM (VALUES ($1::text, $2::numeric(30, 6))) AS p (asset, amount)"
-    )
-    for (asset, _), row in zip(amounts, asyncio.run(_rows(dsn, query, amounts)), strict=True):
-        decoded, whole, text = row
-        if asset == "PTS":
-            assert (whole, text) == (int(decoded), None)
-        else:
-            assert (whole, text) == (None, str(decoded))
+    query = f"""
+        SELECT array_agg(p.amount ORDER BY p.n), string_agg({POSTING_TEXT_SQL}, ' ' ORDER BY p.n)
+          FROM unnest($1::text[], $2::text[], $3::numeric(30, 6)[]) WITH ORDINALITY
+               AS p (account, asset, amount, n)
+    """
+    arguments = [tuple(list(column) for column in zip(*postings, strict=True))]
+    ((decoded, text),) = asyncio.run(_rows(dsn, query, arguments))
+    assert postings_of_text(text) == [
+        CanonicalPosting(account, int(amount) if asset == "PTS" else str(amount), asset)
+        for (account, asset, _), amount in zip(postings, decoded, strict=True)
+    ]
+
+
+def test_postings_of_a_text_not_three_fields_each_are_refused() -> None:
+    with pytest.raises(ValueError, match="not three each"):
+        postings_of_text("member:a PTS 5 partner:b:issued PTS")
+
+
+@pytest.mark.parametrize(
+    ("table", "value"),
+    [
+        ("accounts", "member:a b"),
+        ("accounts", "member:\tb"),
+        ("accounts", "member:ä"),
+        ("accounts", ""),
+        ("assets", "P S"),
+        ("assets", "PTS\n"),
+    ],
+)
+async def test_the_database_refuses_a_name_the_postings_text_could_not_hold(
+    database: Database, table: str, value: str
+) -> None:
+    insert = {
+        "accounts": "INSERT INTO accounts (account, kind) VALUES ($1, 'coalition')",
+        "assets": "INSERT INTO assets (asset, kind, scale) VALUES ($1, 'money', 2)",
+    }[table]
+    async with database.driver_connection() as connection:
+        with pytest.raises(asyncpg.CheckViolationError, match=f"{table}_(name|code)_format"):
+            await connection.execute(insert, value)
+        assert (
+            await connection.fetchval(
+                f"SELECT count(*) FROM {table} WHERE {table[:-1]} = $1", value
+            )
+            == 0
+        )
 
 
 accounts = st.text(

@@ -32,12 +32,21 @@ class TreeBuilder:
         self.size = 0
 
     def add(self, entry: bytes) -> None:
-        size, digest = 1, leaf_hash(entry)
-        while self._stack and self._stack[-1][0] == size:
-            left_size, left = self._stack.pop()
-            size, digest = left_size + size, node_hash(left, digest)
-        self._stack.append((size, digest))
-        self.size += 1
+        self.add_all((entry,))
+
+    def add_all(self, entries: Iterable[bytes]) -> None:
+        """Each of ``entries`` as the next leaf, in order: closing a period adds a batch of the
+        month's lines at a time, one call each."""
+        stack, push, pop = self._stack, self._stack.append, self._stack.pop
+        added = 0
+        for entry in entries:
+            size, digest = 1, leaf_hash(entry)
+            while stack and stack[-1][0] == size:
+                left_size, left = pop()
+                size, digest = left_size + size, node_hash(left, digest)
+            push((size, digest))
+            added += 1
+        self.size += added
 
     def head(self) -> bytes:
         if not self._stack:

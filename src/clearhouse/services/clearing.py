@@ -179,8 +179,8 @@ class Clearing:
             )
         await store.lock_period(connection, period)
         tree = merkle.TreeBuilder()
-        async for leaf in store.canonical_entries(connection, start, end):
-            tree.add(leaf)
+        async for leaves in store.canonical_batches(connection, start, end):
+            tree.add_all(leaves)
         head = tree.head()
         previous_root = merkle.FIRST_PREVIOUS_ROOT if previous is None else previous.root
         row = SealedPeriod(

@@ -3,9 +3,8 @@
 Every account the ledger opens is named from ids that are already so (``partners_id_format``,
 ``members_id_format``: ``member:<id>``, ``partner:<id>:issued``, ``coalition:breakage``), and
 the assets are ``PTS`` and currency codes. Holding it in the database lets closing a period read
-an entry's postings as one text with a space between the fields, which PostgreSQL writes and
-asyncpg reads about three times faster than an array of rows (``storage.clearing``), and no name
-can hold the separator.
+an entry's postings as one text with a space between the fields, which asyncpg reads several
+times faster than an array of rows (``storage.clearing``), and no name can hold the separator.
 
 Revision ID: 0009
 Revises: 0008

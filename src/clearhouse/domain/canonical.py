@@ -243,45 +243,21 @@ def line_of_fields(
     entry of the month, with the fields in the order its query reads them, since binding
     sixteen keywords per entry took a good part of the time of writing a line."""
     evidence = evidence_of(kind, signature)
-    if hold_id is None:
-        return _line_encoder.encode(
-            _Line(
-                content_digest,
-                contract_version,
-                entry_id,
-                evidence,
-                kind,
-                member_id,
-                occurred_at,
-                partner_id,
-                points,
-                postings,
-                recorded_at,
-                reference,
-                reversal_of,
-                signature,
-                signature_base,
-                signature_input,
-            )
-        )
-    return _line_encoder.encode(
-        _CaptureLine(
-            content_digest,
-            contract_version,
-            entry_id,
-            evidence,
-            hold_id,
-            kind,
-            member_id,
-            occurred_at,
-            partner_id,
-            points,
-            postings,
-            recorded_at,
-            reference,
-            reversal_of,
-            signature,
-            signature_base,
-            signature_input,
-        )
+    before = (content_digest, contract_version, entry_id, evidence)
+    after = (
+        kind,
+        member_id,
+        occurred_at,
+        partner_id,
+        points,
+        postings,
+        recorded_at,
+        reference,
+        reversal_of,
+        signature,
+        signature_base,
+        signature_input,
     )
+    if hold_id is None:
+        return _line_encoder.encode(_Line(*(before + after)))
+    return _line_encoder.encode(_CaptureLine(*(*before, hold_id, *after)))

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Final
+from typing import Final, cast
 
 import asyncpg
 
@@ -211,6 +211,13 @@ def postings_of_text(text: str) -> list[CanonicalPosting]:
     ]
 
 
+_EntryFields = tuple[
+    str, str, str | None, str | None, int, int | None, str | None, str, str | None, str | None,
+    str | None, str | None, str | None, str | None, str | None,
+]  # fmt: skip
+"""A row of ``_CANONICAL_ENTRIES`` before its postings: ``line_of_fields``'s first fifteen."""
+
+
 async def canonical_batches(
     connection: asyncpg.Connection, start: datetime, end: datetime
 ) -> AsyncIterator[list[bytes]]:
@@ -221,29 +228,8 @@ async def canonical_batches(
     async for rows in _batches(connection, _CANONICAL_ENTRIES, start, end):
         lines = []
         for row in rows:
-            (entry_id, kind, partner_id, member_id, points, contract_version, occurred_at,
-             recorded_at, reference, reversal_of, signature_input, signature, content_digest,
-             signature_base, hold_id, postings) = row  # fmt: skip
-            lines.append(
-                line_of_fields(
-                    entry_id,
-                    kind,
-                    partner_id,
-                    member_id,
-                    points,
-                    contract_version,
-                    occurred_at,
-                    recorded_at,
-                    reference,
-                    reversal_of,
-                    signature_input,
-                    signature,
-                    content_digest,
-                    signature_base,
-                    hold_id,
-                    postings_of_text(postings),
-                )
-            )
+            fields = cast(_EntryFields, row[:15])
+            lines.append(line_of_fields(*fields, postings_of_text(row[15])))
         yield lines
 
 

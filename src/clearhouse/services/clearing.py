@@ -113,7 +113,9 @@ async def net_period(connection: Any, closed: SealedPeriod, zone: str) -> Period
         await _previous_closing(connection, closed.period),
         period,
     )
-    cohorts = await store.breakage_cohorts(connection, closed.ends_at, zone, closed.period)
+    cohorts = await store.sealed_cohorts(connection, closed.period)
+    if cohorts is None:  # closed before cohorts were sealed with periods
+        cohorts = await store.breakage_cohorts(connection, closed.ends_at, zone, closed.period)
     partner_ids = sorted({a.partner_id for a in aggregates} | {e.partner_id for e in expired})
     versions: dict[str, list[ContractVersion]] = {
         p: await contract_store.partner_versions(connection, p) for p in partner_ids
@@ -195,7 +197,10 @@ class Clearing:
             root=merkle.period_root(previous_root, head),
             settled_at=None,
         )
-        await store.insert_period(connection, row)
+        # The cohorts as of the cut-off are facts of the month from now on: computed once
+        # here, they spare every netting of it a read of the ledger's whole history of lots.
+        cohorts = await store.breakage_cohorts(connection, end, self._zone.key, period)
+        await store.insert_period(connection, row, cohorts)
         return row
 
     async def settle(self, period: str) -> Settlement:

@@ -105,9 +105,15 @@ async def first_entry_between(
     return value if isinstance(value, datetime) else None
 
 
-async def insert_period(connection: asyncpg.Connection, row: SealedPeriod) -> None:
+async def insert_period(
+    connection: asyncpg.Connection, row: SealedPeriod, cohorts: list[Cohort] | None
+) -> None:
+    """The sealed period and, with it, its breakage ``cohorts`` as of its cut-off (``None``
+    only as a period closed before they were sealed with it: its cohorts are computed when it
+    is netted, ``sealed_cohorts``)."""
     await connection.execute(
-        f"INSERT INTO periods ({_PERIOD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        f"INSERT INTO periods ({_PERIOD_COLUMNS}, cohorts_sealed)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         row.period,
         row.status,
         row.starts_at,
@@ -118,7 +124,52 @@ async def insert_period(connection: asyncpg.Connection, row: SealedPeriod) -> No
         row.previous_root,
         row.root,
         row.settled_at,
+        cohorts is not None,
     )
+    if cohorts:
+        await connection.executemany(
+            "INSERT INTO period_cohorts (period, month, issued, adjusted, redeemed, expired,"
+            " outstanding, redeemed_by_age) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            [(row.period, *_cohort_fields(c)) for c in cohorts],
+        )
+
+
+def _cohort_fields(c: Cohort) -> tuple[object, ...]:
+    """A cohort's columns of ``period_cohorts`` after its period, in their order."""
+    return (
+        c.month, c.issued, c.adjusted, c.redeemed, c.expired, c.outstanding,
+        list(c.redeemed_by_age),
+    )  # fmt: skip
+
+
+async def sealed_cohorts(connection: asyncpg.Connection, period: str) -> list[Cohort] | None:
+    """The breakage cohorts sealed with the closed ``period``, by month; ``None`` when it was
+    closed before cohorts were sealed with periods (or is not closed)."""
+    rows = await connection.fetch(
+        """
+        SELECT c.month, c.issued, c.adjusted, c.redeemed, c.expired, c.outstanding,
+               c.redeemed_by_age
+          FROM periods p LEFT JOIN period_cohorts c ON c.period = p.period
+         WHERE p.period = $1 AND p.cohorts_sealed
+         ORDER BY c.month
+        """,
+        period,
+    )
+    if not rows:
+        return None
+    return [
+        Cohort(
+            month=r["month"],
+            issued=r["issued"],
+            adjusted=r["adjusted"],
+            redeemed=r["redeemed"],
+            expired=r["expired"],
+            outstanding=r["outstanding"],
+            redeemed_by_age=tuple(r["redeemed_by_age"]),
+        )
+        for r in rows
+        if r["month"] is not None
+    ]
 
 
 async def mark_settled(connection: asyncpg.Connection, period: str) -> None:

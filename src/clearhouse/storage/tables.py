@@ -531,6 +531,21 @@ periods = Table(
     Column("previous_root", LargeBinary, nullable=False),
     Column("root", LargeBinary, nullable=False),
     Column("settled_at", DateTime(timezone=True)),
+    Column("cohorts_sealed", Boolean, nullable=False, server_default=text("false")),
+)
+
+period_cohorts = Table(
+    "period_cohorts",
+    metadata,
+    Column("period", Text, ForeignKey("periods.period"), nullable=False),
+    Column("month", Text, nullable=False),
+    Column("issued", BigInteger, nullable=False),
+    Column("adjusted", BigInteger, nullable=False),
+    Column("redeemed", BigInteger, nullable=False),
+    Column("expired", BigInteger, nullable=False),
+    Column("outstanding", BigInteger, nullable=False),
+    Column("redeemed_by_age", ARRAY(BigInteger), nullable=False),
+    PrimaryKeyConstraint("period", "month"),
 )
 
 statements = Table(

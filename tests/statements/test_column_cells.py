@@ -1,14 +1,17 @@
-"""A table's rows written through its columns' reused cells (``Sheet.row``) are byte for byte
-the rows written with a new cell per value (``Sheet.cell`` without a column: a fresh
-quote-prefixed text cell from ``spreadsheet_text`` for every string, a fresh formatted cell for
-every number and moment), whatever the text holds: formula starts, control characters, any
-Unicode."""
+"""A table's rows written through its columns' reused cells (``Sheet.row``, handed to openpyxl
+bound already) are byte for byte the rows written with a new cell per value, appended as
+openpyxl takes any row (``Sheet.cell`` without a column: a fresh quote-prefixed text cell from
+``spreadsheet_text`` for every string, a fresh formatted cell for every number and moment),
+whatever the text holds (formula starts, control characters, any Unicode) and whatever the
+decimals of a rate."""
 
 from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,12 +19,14 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
+from clearhouse.domain.netting import LineKind, StatementLine
 from clearhouse.domain.records import StatementEntry
-from clearhouse.statements.columns import ENTRY_COLUMNS
-from clearhouse.statements.sheets import PrintedPages, Sheet
+from clearhouse.statements.columns import ENTRY_COLUMNS, LINE_COLUMNS
+from clearhouse.statements.sheets import Column, PrintedPages, Sheet
 from clearhouse.statements.spreadsheet_text import EXCEL_MAX_TEXT, put_text
 
 PAGES = PrintedPages("2030-01/p", "2030-01")
+T = TypeVar("T")
 
 texts = st.text(max_size=24) | st.sampled_from(["=1+2", "+1", "-5", "@SUM(A1)", "\t=x", "0042"])
 optional_texts = st.none() | texts
@@ -45,14 +50,31 @@ entries = st.builds(
 )
 
 
-def _sheet_bytes(write: str, rows: list[StatementEntry]) -> dict[str, bytes]:
+lines = st.builds(
+    StatementLine,
+    contract_version=st.integers(1, 99),
+    kind=st.sampled_from(LineKind),
+    points=st.integers(-(10**12), 10**12),
+    reversed_points=st.integers(0, 10**12),
+    quantity=st.integers(-(10**12), 10**12),
+    # A rate is shown with as many decimals as it has (``rate_format``): 0 to 6.
+    rate=st.integers(0, 6).flatmap(lambda places: st.decimals(0, 10, places=places)),
+    amount=st.decimals(-(10**9), 10**9, places=2),
+)
+
+
+def _sheet_bytes(
+    write: str, rows: Sequence[T], columns: Sequence[Column[T]] = ENTRY_COLUMNS
+) -> dict[str, bytes]:
+    """The sheet and the styles of a workbook of ``rows``, each written through the reused
+    cells of ``Sheet.row`` or through a new cell per value, appended as openpyxl takes them."""
     workbook = Workbook(write_only=True)
-    sheet = Sheet.of_table(workbook, "Entries", ENTRY_COLUMNS, pages=PAGES, orientation="landscape")
-    for entry in rows:
+    sheet = Sheet.of_table(workbook, "Entries", columns, pages=PAGES, orientation="landscape")
+    for row in rows:
         if write == "reused":
-            sheet.row(ENTRY_COLUMNS, entry)
+            sheet.row(columns, row)
         else:
-            sheet.append(*(sheet.cell(c.value(entry), c.number_format) for c in ENTRY_COLUMNS))
+            sheet.append(*(sheet.cell(c.value(row), c.number_format) for c in columns))
     sheet.close()
     out = io.BytesIO()
     workbook.save(out)
@@ -66,6 +88,16 @@ def test_rows_through_reused_column_cells_are_the_rows_of_a_new_cell_per_value(
     rows: list[StatementEntry],
 ) -> None:
     assert _sheet_bytes("reused", rows) == _sheet_bytes("new cells", rows)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(lines, min_size=1, max_size=6))
+def test_lines_of_rates_and_money_through_reused_cells_are_those_of_a_new_cell_per_value(
+    rows: list[StatementLine],
+) -> None:
+    assert _sheet_bytes("reused", rows, LINE_COLUMNS) == _sheet_bytes(
+        "new cells", rows, LINE_COLUMNS
+    )
 
 
 @given(st.text() | st.text(alphabet=st.characters(max_codepoint=0x7F)))

@@ -9,8 +9,9 @@ the column's number format, or none when the column has none; ``None`` is an emp
 
 Sheets are write-only (openpyxl): a row is written out as it is appended, so ``Sheet.row``
 reuses one styled cell per column and kind instead of a new one per value (``_ColumnCell``: a
-cell that also spares openpyxl's per-value work on it; a property test holds the rows it writes
-byte for byte against a new cell per value).
+cell that also spares openpyxl's per-value work on it), and hands the row's cells to openpyxl
+bound already (``_TableRow``); a property test holds the rows it writes byte for byte against a
+new cell per value, appended as openpyxl takes any row.
 
 Every sheet prints the same way, set where it is made (``Sheet.__init__``): on A4 in its
 orientation, one page wide and as many pages tall as it needs, each page headed with the
@@ -25,7 +26,7 @@ wrapped text in a file they open, and text that overflows its column widens the 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -147,17 +148,16 @@ def local_moment(text: str, zone: ZoneInfo) -> datetime:
 class _ColumnCell(Cell):  # type: ignore[misc]  # openpyxl has no types
     """The one cell of a table column (``Sheet.row``), written again for every row.
 
-    openpyxl would redo two things per value for it: look its style up among the workbook's
-    (hashing it), and format its repr, since a write-only sheet tries every appended cell as a
-    plain value first and catches the error that says which cell it was. The style of a column's
-    cell is set before its first row and never after, so its index is looked up once; its repr
-    is short. What is written is the same (a property test holds it against a new cell per
-    value)."""
+    openpyxl would look its style up among the workbook's (hashing it) for every value; the
+    style of a column's cell is set before its first row and never after, so its index is
+    looked up once. Its column is set when it is made; each row gives it its value and its row
+    number (``_TableRow``). What is written is the same (a property test holds it against a new
+    cell per value)."""
 
     __slots__ = ("_style_index",)
 
-    def __init__(self, sheet: WriteOnlyWorksheet) -> None:
-        super().__init__(sheet, row=1, column=1)
+    def __init__(self, sheet: WriteOnlyWorksheet, column: int) -> None:
+        super().__init__(sheet, row=1, column=column)
         self._style_index: int | None = None
 
     @property
@@ -166,8 +166,41 @@ class _ColumnCell(Cell):  # type: ignore[misc]  # openpyxl has no types
             self._style_index = int(super().style_id)
         return self._style_index
 
-    def __repr__(self) -> str:
-        return "<column cell>"
+
+class _TableRow(list[Any]):
+    """The values of a table row as ``Sheet.row`` makes them: ``None``, a plain value, or its
+    column's ``_ColumnCell`` with the value bound and the column set."""
+
+    __slots__ = ()
+
+
+def _table_rows(sheet: WriteOnlyWorksheet) -> Callable[[Any, int], Iterator[Cell]]:
+    """``sheet``'s conversion of an appended row into cells, with a way of its own for a
+    ``_TableRow``: openpyxl's first binds every value to a cell of its own, so that a cell given
+    as the value fails, is caught and is taken as it is, and after each styled cell it makes a
+    new one; a table row's cells are bound already and only take their row number. What is
+    written is the same (the property test of ``Sheet.row`` holds it)."""
+    standard = sheet._values_to_row
+
+    def values_to_row(values: Any, row_idx: int) -> Iterator[Cell]:
+        if type(values) is _TableRow:
+            return _table_cells(sheet, values, row_idx)
+        return standard(values, row_idx)  # type: ignore[no-any-return]
+
+    return values_to_row
+
+
+def _table_cells(sheet: WriteOnlyWorksheet, values: _TableRow, row_idx: int) -> Iterator[Cell]:
+    for column, value in enumerate(values, 1):
+        if value is None:
+            continue
+        if type(value) is _ColumnCell:
+            value.row = row_idx
+            yield value
+        else:
+            cell = WriteOnlyCell(sheet, value)
+            cell.column, cell.row = column, row_idx
+            yield cell
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +237,7 @@ class Sheet:
     ) -> None:
         """``header_repeats``: row 1 is printed at the top of every page."""
         self.sheet: WriteOnlyWorksheet = workbook.create_sheet(title)
+        self.sheet._values_to_row = _table_rows(self.sheet)
         # These are written before the first row in write-only mode, so they are set first.
         self.sheet.freeze_panes = freeze
         self.widths = list(widths)
@@ -438,14 +472,15 @@ class Sheet:
 
     def row(self, columns: Sequence[Column[Row]], item: Row) -> None:
         """One row of a table: each column's value of ``item`` in its cell."""
-        self.append(
-            *(
+        self.sheet.append(
+            _TableRow(
                 self.cell(
                     column.value(item), column.number_format, column=index, indent=column.indent
                 )
-                for index, column in enumerate(columns)
+                for index, column in enumerate(columns, 1)
             )
         )
+        self.rows += 1
 
     def rows_of(self, columns: Sequence[Column[Row]], items: Iterable[Row]) -> None:
         for item in items:
@@ -456,7 +491,7 @@ class Sheet:
         key = (column, number_format)
         cell = self._reused_cells.get(key)
         if cell is None:
-            cell = _ColumnCell(self.sheet)
+            cell = _ColumnCell(self.sheet, column)
             if number_format is None:
                 cell.quotePrefix = True  # as quote_prefixed_cell
                 if indent:

@@ -12,12 +12,13 @@ In one run, on one server, in a database of its own (``clearhouse_bench_clearing
    reversal of one of the two (30 %), a redeem (40 %) or an issue. Redeems and reversals are sized
    so that no running balance ever goes below zero. Then VACUUM ANALYZE (what autovacuum does to a
    month of inserts) and the sandbox ledger clock is set past the month's end.
-2. **Timed pass.** ``Clearing.close`` (the ledger root over the N canonical entries),
+2. **Timed pass.** ``Clearing.close`` (the ledger root over the N canonical entries, and the
+   breakage cohorts as of the cut-off),
    ``Clearing.settle`` (netting, the settlement entries, the signed statements), and
    ``Clearing.write_workbook`` for every statement (each partner's and the coalition's) into a
    temporary folder, each timed on its own. Beside them, on the same server and in the same
    process: the netting's aggregate part alone (``Clearing.net``: ``period_aggregates``,
-   ``points_roll_forward``, the breakage cohorts over every lot, the pure netting and checks,
+   ``points_roll_forward``, the breakage cohorts sealed at close, the pure netting and checks,
    the code ``settle`` runs before it writes) alternating with the raw SQL ``GROUP BY`` a person
    would write over the same postings (per partner and kind, the points of the period), medians
    of ``--repeats`` runs each; and after each workbook a bare openpyxl write-only loop appending

@@ -157,8 +157,8 @@ class ClearingBenchReport:
                 ratio(steps["netting"].timed.seconds, group_by),
                 GOAL_NETTING_OVER_GROUP_BY,
                 "settle's aggregate part (Clearing.net): period_aggregates + points_roll_forward "
-                "+ the breakage cohorts of every lot + the pure netting and checks, median of the "
-                "runs, over the raw GROUP BY's median",
+                "+ the breakage cohorts sealed at close + the pure netting and checks, median of "
+                "the runs, over the raw GROUP BY's median",
             ),
             AtMost(
                 "workbooks_over_bare_writer",

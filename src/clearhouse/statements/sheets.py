@@ -306,7 +306,11 @@ class Sheet:
         )
 
     def append(self, *values: object) -> None:
-        self.sheet.append(list(values))
+        self._write(list(values))
+
+    def _write(self, row: list[Any]) -> None:
+        """``row`` appended to the sheet, and counted."""
+        self.sheet.append(row)
         self.rows += 1
 
     def blank(self) -> None:
@@ -472,7 +476,7 @@ class Sheet:
 
     def row(self, columns: Sequence[Column[Row]], item: Row) -> None:
         """One row of a table: each column's value of ``item`` in its cell."""
-        self.sheet.append(
+        self._write(
             _TableRow(
                 self.cell(
                     column.value(item), column.number_format, column=index, indent=column.indent
@@ -480,7 +484,6 @@ class Sheet:
                 for index, column in enumerate(columns, 1)
             )
         )
-        self.rows += 1
 
     def rows_of(self, columns: Sequence[Column[Row]], items: Iterable[Row]) -> None:
         for item in items:
